@@ -1,0 +1,175 @@
+"""The network: 256 inputs -> n_hid logistic hidden units -> 10 softmax outputs.
+
+Shapes used throughout (m is the number of cases in a data split):
+
+- ``model['input_to_hid']``: (n_hid, 256), ``model['hid_to_class']``: (10, n_hid)
+- ``data['inputs']``: (256, m), ``data['target']``: (10, m), one-hot, one column per case
+- ``theta``: (266 * n_hid,), both weight matrices flattened in column-major order
+"""
+
+import numpy as np
+from scipy.special import expit
+
+N_INPUTS = 256
+N_CLASSES = 10
+
+
+def logistic(x):
+    """Elementwise logistic function 1 / (1 + exp(-x)).
+
+    Uses ``scipy.special.expit``, which gives the same values without the overflow
+    warnings that ``np.exp(-x)`` prints for large negative ``x``.
+    """
+    return expit(x)
+
+
+def log_sum_exp_over_rows(a):
+    """Compute ``log(sum(exp(a), axis=0))`` without overflow.
+
+    Parameters
+    ----------
+    a : array of shape (K, m)
+
+    Returns
+    -------
+    array of shape (m,)
+    """
+    maxs = np.max(a, axis=0)
+    return np.log(np.sum(np.exp(a - maxs), axis=0)) + maxs
+
+
+def forward_pass(model, data):
+    """Run the network on every case of ``data``.
+
+    Returns
+    -------
+    hid_input : (n_hid, m) array, the hidden units' total input ``W1 @ X``
+    hid_output : (n_hid, m) array, ``logistic(hid_input)``
+    class_input : (10, m) array, ``W2 @ hid_output``
+    log_class_prob : (10, m) array, log softmax of ``class_input``
+    class_prob : (10, m) array, ``exp(log_class_prob)``; each column sums to 1
+    """
+    check_model(model)
+    check_data(data)
+    return _forward(model["input_to_hid"], model["hid_to_class"], data["inputs"])
+
+
+def _forward(input_to_hid, hid_to_class, inputs):
+    hid_input = input_to_hid @ inputs
+    hid_output = logistic(hid_input)
+    class_input = hid_to_class @ hid_output
+    # Huge weights after a diverged run give inf - inf here; the result is
+    # reported as a non-finite loss instead of a warning.
+    with np.errstate(invalid="ignore", over="ignore"):
+        log_class_prob = class_input - log_sum_exp_over_rows(class_input)
+    class_prob = np.exp(log_class_prob)
+    return hid_input, hid_output, class_input, log_class_prob, class_prob
+
+
+def loss(model, data, wd_coefficient):
+    """Average cross-entropy over the cases plus weight decay.
+
+    ``E = -(1/m) sum_cases sum_classes t * log y + (wd_coefficient / 2) * ||theta||^2``
+
+    Returns
+    -------
+    float
+    """
+    log_class_prob = forward_pass(model, data)[3]
+    return _loss_from_log_prob(log_class_prob, data["target"], model, wd_coefficient)
+
+
+def _loss_from_log_prob(log_class_prob, target, model, wd_coefficient):
+    classification_loss = -np.mean(np.sum(log_class_prob * target, axis=0))
+    wd_loss = np.sum(model_to_theta(model) ** 2) / 2 * wd_coefficient
+    return float(classification_loss + wd_loss)
+
+
+def classification_performance(model, data):
+    """Fraction of the cases in ``data`` that the model classifies wrongly (error rate)."""
+    class_input = forward_pass(model, data)[2]
+    choices = np.argmax(class_input, axis=0)
+    targets = np.argmax(data["target"], axis=0)
+    return float(np.mean(choices != targets))
+
+
+def model_to_theta(model):
+    """Flatten a model into one vector: ``input_to_hid`` then ``hid_to_class``, column-major.
+
+    Returns
+    -------
+    theta : array of shape (266 * n_hid,)
+    """
+    return np.concatenate(
+        [np.ravel(model["input_to_hid"], order="F"), np.ravel(model["hid_to_class"], order="F")]
+    )
+
+
+def theta_to_model(theta):
+    """The exact inverse of ``model_to_theta``.
+
+    Parameters
+    ----------
+    theta : array of shape (266 * n_hid,)
+    """
+    theta = np.asarray(theta, dtype=np.float64)
+    if theta.ndim != 1 or theta.size == 0 or theta.size % (N_INPUTS + N_CLASSES):
+        raise ValueError(
+            f"theta must be a 1-D array whose length is a multiple of {N_INPUTS + N_CLASSES} "
+            f"(= 266 * n_hid); got shape {theta.shape}."
+        )
+    n_hid = theta.size // (N_INPUTS + N_CLASSES)
+    return {
+        "input_to_hid": theta[: N_INPUTS * n_hid].reshape((n_hid, N_INPUTS), order="F"),
+        "hid_to_class": theta[N_INPUTS * n_hid :].reshape((N_CLASSES, n_hid), order="F"),
+    }
+
+
+def initial_model(n_hid):
+    """The deterministic starting model: ``theta = 0.1 * cos(0, 1, 2, ...)``.
+
+    Every learner starts from the same numbers, so everyone's results can be compared
+    with the reference numbers.
+    """
+    if isinstance(n_hid, bool) or not isinstance(n_hid, (int, np.integer)) or n_hid < 1:
+        raise ValueError(f"n_hid must be a positive integer; got {n_hid!r}.")
+    return theta_to_model(0.1 * np.cos(np.arange((N_INPUTS + N_CLASSES) * int(n_hid))))
+
+
+def check_model(model, name="model"):
+    """Raise a ValueError that says what is wrong unless ``model`` is a valid model dict."""
+    if not isinstance(model, dict) or set(model) != {"input_to_hid", "hid_to_class"}:
+        got = sorted(model) if isinstance(model, dict) else type(model).__name__
+        raise ValueError(
+            f"{name} must be a dict with the keys 'input_to_hid' and 'hid_to_class'; got {got}."
+        )
+    input_to_hid = np.shape(model["input_to_hid"])
+    hid_to_class = np.shape(model["hid_to_class"])
+    if len(input_to_hid) != 2 or input_to_hid[1] != N_INPUTS:
+        raise ValueError(
+            f"{name}['input_to_hid'] must have shape (n_hid, {N_INPUTS}); got {input_to_hid}."
+        )
+    if hid_to_class != (N_CLASSES, input_to_hid[0]):
+        raise ValueError(
+            f"{name}['hid_to_class'] must have shape ({N_CLASSES}, n_hid) = "
+            f"({N_CLASSES}, {input_to_hid[0]}); got {hid_to_class}."
+        )
+
+
+def check_data(data, name="data"):
+    """Raise a ValueError that says what is wrong unless ``data`` is a valid data split."""
+    if not isinstance(data, dict) or not {"inputs", "target"} <= set(data):
+        got = sorted(data) if isinstance(data, dict) else type(data).__name__
+        raise ValueError(
+            f"{name} must be a dict with the keys 'inputs' and 'target' "
+            f"(e.g. datas['train']); got {got}."
+        )
+    inputs = np.shape(data["inputs"])
+    target = np.shape(data["target"])
+    if len(inputs) != 2 or inputs[0] != N_INPUTS:
+        raise ValueError(f"{name}['inputs'] must have shape ({N_INPUTS}, m); got {inputs}.")
+    if target != (N_CLASSES, inputs[1]):
+        raise ValueError(
+            f"{name}['target'] must have shape ({N_CLASSES}, m) = ({N_CLASSES}, {inputs[1]}); "
+            f"got {target}."
+        )

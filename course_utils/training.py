@@ -1,0 +1,218 @@
+"""The training driver: mini-batch gradient descent with momentum, weight decay and early stopping.
+
+``train`` computes and returns a ``TrainingResult``; printing and plotting are in
+``report.py``, so tests, widgets and notebooks share this one loop.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .data import load_data
+from .gradient_check import check_gradient as run_gradient_check
+from .gradient_check import check_gradient_structure
+from .network import (
+    _forward,
+    _loss_from_log_prob,
+    classification_performance,
+    initial_model,
+    loss,
+    model_to_theta,
+    theta_to_model,
+)
+
+SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
+
+
+@dataclass
+class TrainingResult:
+    """Everything one training run produced.
+
+    Attributes
+    ----------
+    model : dict, the final model (the best one when early stopping was on)
+    training_losses, validation_losses : list of float, one per iteration, including weight decay
+    best_iteration : int or None
+        With early stopping, the (1-based) iteration whose model was kept.
+    metrics : dict
+        ``metrics[split][name]`` for split in ``'train'``, ``'val'``, ``'test'`` and name in
+        ``'loss'``, ``'classification_loss'`` (without weight decay), ``'error_rate'``.
+    diverged : bool
+        True when the loss became NaN or infinite; training stopped there.
+    stopped_early : bool
+        True when a ``callback`` asked to stop.
+    settings : dict, the arguments of the run
+    gradient_checks : list of GradientReport, the gradient tests run before and after training
+    """
+
+    model: dict
+    training_losses: list
+    validation_losses: list
+    best_iteration: object
+    metrics: dict
+    diverged: bool
+    stopped_early: bool
+    settings: dict
+    gradient_checks: list = field(default_factory=list)
+
+    def __repr__(self):
+        return (
+            f"<TrainingResult n_hid={self.settings['n_hid']}, "
+            f"{len(self.training_losses)} iterations, "
+            f"final training loss {self.metrics['train']['loss']!r}>"
+        )
+
+
+def train(
+    gradient_fn,
+    wd_coefficient,
+    n_hid,
+    n_iters,
+    learning_rate,
+    momentum_multiplier,
+    do_early_stopping,
+    mini_batch_size,
+    *,
+    datas=None,
+    check_gradient=True,
+    callback=None,
+):
+    """Train the network from ``initial_model(n_hid)``.
+
+    Parameters
+    ----------
+    gradient_fn : callable
+        ``gradient_fn(model, data, wd_coefficient)`` returns a dict shaped like ``model``
+        (the learner's ``d_loss_by_d_model``).
+    wd_coefficient : float, weight decay coefficient (>= 0)
+    n_hid : int, number of hidden units
+    n_iters : int, number of mini-batch updates (>= 0)
+    learning_rate : float
+    momentum_multiplier : float, 0 means plain gradient descent
+    do_early_stopping : bool, keep the model with the lowest validation loss
+    mini_batch_size : int
+        Iteration ``i`` (1-based) uses the training columns ``[start, start + mini_batch_size)``
+        with ``start = ((i - 1) * mini_batch_size) mod n_train``.
+    datas : dict, optional, the splits from ``load_data()`` (loaded when omitted)
+    check_gradient : bool
+        Run the gradient tester on the full training set before training and on the last
+        mini-batch after it (raises ``GradientCheckError`` if the gradient is wrong).
+    callback : callable, optional
+        ``callback(iteration, training_loss, validation_loss)`` after every iteration;
+        returning ``"stop"`` ends training.
+
+    Returns
+    -------
+    TrainingResult
+    """
+    _check_settings(wd_coefficient, n_hid, n_iters, learning_rate, momentum_multiplier, mini_batch_size)
+    settings = dict(
+        wd_coefficient=wd_coefficient,
+        n_hid=n_hid,
+        n_iters=n_iters,
+        learning_rate=learning_rate,
+        momentum_multiplier=momentum_multiplier,
+        do_early_stopping=bool(do_early_stopping),
+        mini_batch_size=mini_batch_size,
+    )
+    if datas is None:
+        datas = load_data()
+    training, validation = datas["train"], datas["val"]
+    n_train = training["inputs"].shape[1]
+
+    model = initial_model(n_hid)
+    gradient_checks = []
+    if check_gradient:
+        gradient_checks.append(run_gradient_check(model, training, wd_coefficient, gradient_fn))
+
+    # Training and validation losses come from one forward pass over both splits.
+    both_inputs = np.hstack([training["inputs"], validation["inputs"]])
+    theta = model_to_theta(model)
+    momentum_speed = np.zeros_like(theta)
+    training_losses, validation_losses = [], []
+    best = {"theta": theta, "validation_loss": np.inf, "iteration": None}
+    diverged = stopped_early = False
+    batch = training
+    for iteration in range(1, n_iters + 1):
+        start = ((iteration - 1) * mini_batch_size) % n_train
+        batch = {
+            "inputs": training["inputs"][:, start : start + mini_batch_size],
+            "target": training["target"][:, start : start + mini_batch_size],
+        }
+        # A copy, so a gradient_fn that writes into the model cannot change theta.
+        model = theta_to_model(theta.copy())
+        gradient = gradient_fn(model, batch, wd_coefficient)
+        check_gradient_structure(gradient, model)
+        momentum_speed = momentum_speed * momentum_multiplier - model_to_theta(gradient)
+        theta = theta + momentum_speed * learning_rate
+
+        model = theta_to_model(theta)
+        log_class_prob = _forward(model["input_to_hid"], model["hid_to_class"], both_inputs)[3]
+        training_loss = _loss_from_log_prob(
+            log_class_prob[:, :n_train], training["target"], model, wd_coefficient
+        )
+        validation_loss = _loss_from_log_prob(
+            log_class_prob[:, n_train:], validation["target"], model, wd_coefficient
+        )
+        training_losses.append(training_loss)
+        validation_losses.append(validation_loss)
+        if do_early_stopping and validation_loss < best["validation_loss"]:
+            best = {"theta": theta, "validation_loss": validation_loss, "iteration": iteration}
+        if not (np.isfinite(training_loss) and np.isfinite(validation_loss)):
+            diverged = True
+            break
+        if callback is not None and callback(iteration, training_loss, validation_loss) == "stop":
+            stopped_early = True
+            break
+
+    if do_early_stopping and best["iteration"] is not None:
+        theta = best["theta"]
+    model = theta_to_model(theta)
+    if check_gradient and training_losses and not diverged:
+        gradient_checks.append(run_gradient_check(model, batch, wd_coefficient, gradient_fn))
+    return TrainingResult(
+        model=model,
+        training_losses=training_losses,
+        validation_losses=validation_losses,
+        best_iteration=best["iteration"] if do_early_stopping else None,
+        metrics=evaluate(model, datas, wd_coefficient),
+        diverged=diverged,
+        stopped_early=stopped_early,
+        settings=settings,
+        gradient_checks=gradient_checks,
+    )
+
+
+def evaluate(model, datas, wd_coefficient):
+    """``metrics[split][name]``: loss, classification loss and error rate of every split."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        return {
+            split: {
+                "loss": loss(model, datas[split], wd_coefficient),
+                "classification_loss": loss(model, datas[split], 0),
+                "error_rate": classification_performance(model, datas[split]),
+            }
+            for split in SPLIT_NAMES
+        }
+
+
+def _check_settings(wd_coefficient, n_hid, n_iters, learning_rate, momentum_multiplier, mini_batch_size):
+    def is_int(value):
+        return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+    problems = []
+    if not is_int(n_hid) or n_hid < 1:
+        problems.append(f"n_hid must be a positive integer (got {n_hid!r})")
+    if not is_int(n_iters) or n_iters < 0:
+        problems.append(f"n_iters must be an integer >= 0 (got {n_iters!r})")
+    if not is_int(mini_batch_size) or mini_batch_size < 1:
+        problems.append(f"mini_batch_size must be a positive integer (got {mini_batch_size!r})")
+    for name, value in [
+        ("wd_coefficient", wd_coefficient),
+        ("learning_rate", learning_rate),
+        ("momentum_multiplier", momentum_multiplier),
+    ]:
+        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value) or value < 0:
+            problems.append(f"{name} must be a number >= 0 (got {value!r})")
+    if problems:
+        raise ValueError("Invalid training settings: " + "; ".join(problems) + ".")

@@ -1,0 +1,36 @@
+"""Shared fixtures: the real data set and the instructor's solution.
+
+The instructor's ``d_loss_by_d_model`` exists only in the solution cell of the source
+notebook; tests take it from there.
+"""
+
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interactive backend)
+
+import course_utils  # noqa: E402
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+SOURCE_NOTEBOOK = PROJECT_DIR / "notebooks" / "source" / "backprop" / "backprop.ipynb"
+
+
+@pytest.fixture(scope="session")
+def datas():
+    return course_utils.load_data()
+
+
+@pytest.fixture(scope="session")
+def solution():
+    """The instructor's ``d_loss_by_d_model`` from the source notebook's solution cell."""
+    return course_utils.function_from_notebook(SOURCE_NOTEBOOK, "d_loss_by_d_model", "d_loss_by_d_model")
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
