@@ -143,17 +143,18 @@ def train(
         model = theta_to_model(theta.copy())
         gradient = gradient_fn(model, batch, wd_coefficient)
         check_gradient_structure(gradient, model)
-        momentum_speed = momentum_speed * momentum_multiplier - model_to_theta(gradient)
-        theta = theta + momentum_speed * learning_rate
-
-        model = theta_to_model(theta)
-        log_class_prob = _forward(model["input_to_hid"], model["hid_to_class"], both_inputs)[3]
-        training_loss = _loss_from_log_prob(
-            log_class_prob[:, :n_train], training["target"], model, wd_coefficient
-        )
-        validation_loss = _loss_from_log_prob(
-            log_class_prob[:, n_train:], validation["target"], model, wd_coefficient
-        )
+        # A run that blows up overflows here; it is reported as diverged, not as warnings.
+        with np.errstate(over="ignore", invalid="ignore"):
+            momentum_speed = momentum_speed * momentum_multiplier - model_to_theta(gradient)
+            theta = theta + momentum_speed * learning_rate
+            model = theta_to_model(theta)
+            log_class_prob = _forward(model["input_to_hid"], model["hid_to_class"], both_inputs)[3]
+            training_loss = _loss_from_log_prob(
+                log_class_prob[:, :n_train], training["target"], model, wd_coefficient
+            )
+            validation_loss = _loss_from_log_prob(
+                log_class_prob[:, n_train:], validation["target"], model, wd_coefficient
+            )
         training_losses.append(training_loss)
         validation_losses.append(validation_loss)
         if do_early_stopping and validation_loss < best["validation_loss"]:

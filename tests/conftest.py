@@ -4,9 +4,16 @@ The instructor's ``d_loss_by_d_model`` exists only in the solution cell of the s
 notebook; tests take it from there.
 """
 
+import os
 from pathlib import Path
 
-import matplotlib
+# Several notebook kernels and test processes share the machine's cores; OpenBLAS's
+# spinning worker threads then slow small products down many times over. Set before
+# numpy is first imported; kernels started by the tests inherit it.
+for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")
+
+import matplotlib  # noqa: E402
 import pytest
 
 matplotlib.use("Agg")

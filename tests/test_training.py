@@ -1,0 +1,170 @@
+"""The training driver reproduces the assignment's reference numbers on the real data."""
+
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from course_utils import a2, format_report, initial_model, loss, train
+
+REPORTED_TRAINING_LOSS = 2.301906765216956  # a2(0, 10, 30, 0.01, 0, False, 10)
+INITIAL_TRAINING_LOSS = 2.30264159691321
+MOMENTUM_RUN = {  # a2(0, 10, 30, 1.0, 0.9, False, 10)
+    ("train", "loss"): 1.2970068723054315,
+    ("val", "loss"): 1.348941780984258,
+    ("test", "loss"): 1.3215141541942848,
+    ("test", "error_rate"): 0.49044444444444446,
+}
+
+
+def zero_gradient(model, data, wd_coefficient):
+    return {part: np.zeros_like(model[part]) for part in model}
+
+
+def test_reference_training_loss(datas, solution):
+    result = train(solution, 0, 10, 30, 0.01, 0, False, 10, datas=datas)
+    assert abs(result.metrics["train"]["loss"] - REPORTED_TRAINING_LOSS) < 1e-12
+    assert len(result.training_losses) == len(result.validation_losses) == 30
+    assert result.training_losses[-1] == pytest.approx(REPORTED_TRAINING_LOSS, abs=1e-12)
+    assert result.best_iteration is None and not result.diverged
+    assert len(result.gradient_checks) == 2
+
+
+def test_momentum_run_reference_numbers(datas, solution):
+    result = train(solution, 0, 10, 30, 1.0, 0.9, False, 10, datas=datas)
+    for (split, name), expected in MOMENTUM_RUN.items():
+        assert abs(result.metrics[split][name] - expected) < 1e-10, (split, name)
+
+
+def test_a_zero_gradient_leaves_the_initial_loss(datas):
+    result = train(zero_gradient, 0, 10, 30, 0.01, 0, False, 10, datas=datas, check_gradient=False)
+    assert result.metrics["train"]["loss"] == pytest.approx(INITIAL_TRAINING_LOSS, abs=1e-13)
+    assert result.training_losses == [result.training_losses[0]] * 30
+
+
+def test_the_gradient_tester_runs_before_training(datas):
+    with pytest.raises(AssertionError, match="Gradient test failed"):
+        train(zero_gradient, 0, 10, 30, 0.01, 0, False, 10, datas=datas)
+
+
+def test_the_model_trains_on_the_documented_mini_batches(datas):
+    seen = []
+
+    def recording(model, data, wd_coefficient):
+        seen.append(data["inputs"][0, 0] if data["inputs"].shape[1] else None)
+        seen.append(data["inputs"].shape[1])
+        return zero_gradient(model, data, wd_coefficient)
+
+    train(recording, 0, 3, 3, 0.1, 0, False, 400, datas=datas, check_gradient=False)
+    inputs = datas["train"]["inputs"]
+    # start = ((i - 1) * 400) mod 1000: 0, 400, 800; the last batch is cut at the end.
+    assert seen == [inputs[0, 0], 400, inputs[0, 400], 400, inputs[0, 800], 200]
+
+
+def test_early_stopping_keeps_the_best_validation_model(datas, solution):
+    result = train(solution, 0, 10, 40, 5.0, 0.9, True, 10, datas=datas)
+    best = int(np.argmin(result.validation_losses)) + 1
+    assert result.best_iteration == best
+    assert best < 40  # this chaotic run is worse at the end than at its best
+    assert result.metrics["val"]["loss"] == pytest.approx(result.validation_losses[best - 1], abs=1e-12)
+    assert "Early stopping: validation loss was lowest after" in format_report(result)
+
+
+def test_weight_decay_reports_the_classification_loss(datas, solution):
+    result = train(solution, 0.001, 10, 20, 0.5, 0.9, False, 10, datas=datas)
+    metrics = result.metrics["train"]
+    assert metrics["classification_loss"] == pytest.approx(loss(result.model, datas["train"], 0), abs=1e-15)
+    assert metrics["loss"] > metrics["classification_loss"]
+    assert "The classification loss (i.e. without weight decay) on the training data" in format_report(result)
+
+
+@pytest.mark.parametrize("learning_rate", [5.0, 20.0])
+def test_large_learning_rates_are_silent(datas, solution, capfd, learning_rate):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = train(solution, 0, 10, 70, learning_rate, 0.9, False, 10, datas=datas)
+    assert np.all(np.isfinite(result.training_losses))
+    assert capfd.readouterr().err == ""
+
+
+def test_a_gradient_of_nans_stops_as_diverged(datas, capfd):
+    def nan_later(model, data, wd_coefficient):
+        return {part: np.full_like(model[part], np.inf) for part in model}
+
+    with pytest.raises(AssertionError, match="NaN or infinity"):
+        train(nan_later, 0, 10, 5, 0.1, 0, False, 10, datas=datas, check_gradient=False)
+    assert capfd.readouterr().err == ""
+
+
+def test_huge_steps_are_reported_as_divergence_without_warnings(datas, capfd):
+    def huge(model, data, wd_coefficient):
+        return {part: np.full_like(model[part], -1e300) for part in model}
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = train(huge, 0, 4, 10, 1e10, 0.9, False, 10, datas=datas, check_gradient=False)
+    assert result.diverged and len(result.training_losses) < 10
+    assert "Training diverged" in format_report(result)
+    assert capfd.readouterr().err == ""
+
+
+def test_callback_sees_every_iteration_and_can_stop(datas, solution):
+    calls = []
+
+    def callback(iteration, training_loss, validation_loss):
+        calls.append((iteration, training_loss, validation_loss))
+        return "stop" if iteration == 4 else None
+
+    result = train(solution, 0, 10, 30, 0.01, 0, False, 10, datas=datas, callback=callback)
+    assert result.stopped_early and len(result.training_losses) == 4
+    assert calls == list(zip(range(1, 5), result.training_losses, result.validation_losses))
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        ((0, 10, 30, 0.01, 0, False, 0), "mini_batch_size must be a positive integer"),
+        ((0, 10.5, 30, 0.01, 0, False, 10), "n_hid must be a positive integer"),
+        ((0, 10, -1, 0.01, 0, False, 10), "n_iters must be an integer >= 0"),
+        ((-0.1, 10, 30, 0.01, 0, False, 10), "wd_coefficient must be a number >= 0"),
+        ((0, 10, 30, float("nan"), 0, False, 10), "learning_rate must be a number >= 0"),
+    ],
+)
+def test_invalid_settings_are_rejected_clearly(datas, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        train(zero_gradient, *arguments, datas=datas)
+
+
+def test_a2_prints_the_report_and_plots_in_a_new_figure_each_call(datas, solution, capsys):
+    figures_before = plt.get_fignums()
+    a2(solution, 0, 10, 30, 0.01, 0, False, 10, datas=datas)
+    a2(solution, 0, 10, 5, 0.01, 0, False, 10, datas=datas)
+    out, err = capsys.readouterr()
+    assert f"The loss on the training data is {REPORTED_TRAINING_LOSS}" in out
+    assert out.count("Gradient test passed") == 4
+    assert "The classification error rate on the test data is" in out
+    assert err == ""
+    new = [number for number in plt.get_fignums() if number not in figures_before]
+    assert len(new) == 2
+    lines = plt.figure(new[0]).axes[0].get_lines()
+    assert [line.get_label() for line in lines] == ["training", "validation"]
+    assert len(lines[0].get_ydata()) == 30
+
+
+def test_the_model_passed_to_the_gradient_is_a_copy(datas, solution):
+    def vandal(model, data, wd_coefficient):
+        gradient = solution(model, data, wd_coefficient)
+        model["input_to_hid"][:] = 0
+        return gradient
+
+    honest = train(solution, 0, 10, 10, 0.01, 0, False, 10, datas=datas, check_gradient=False)
+    vandalised = train(vandal, 0, 10, 10, 0.01, 0, False, 10, datas=datas, check_gradient=False)
+    assert honest.training_losses == vandalised.training_losses
+
+
+def test_initial_model_is_where_training_starts(datas):
+    result = train(zero_gradient, 0, 10, 0, 0.01, 0, False, 10, datas=datas, check_gradient=False)
+    assert result.training_losses == []
+    for part, value in initial_model(10).items():
+        np.testing.assert_array_equal(result.model[part], value)
