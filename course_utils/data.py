@@ -157,3 +157,21 @@ def _splits_from_mat(content, path):
             fail(f"'{field}.targets' has shape {target.shape}, inputs {inputs.shape}")
         datas[split] = {"inputs": inputs, "target": target}
     return datas
+
+
+def main():
+    """``python -m course_utils.data``: say where the data set is and whether it is intact."""
+    import sys
+
+    try:
+        path = find_data_file()
+        verify_file(path)
+    except DataError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"Data set found and verified: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,53 @@
+# Quick start: `make demo` runs the main job, `make test` runs the tests.
+# Both create the local virtual environment (.venv) on first use.
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+UV := python3 -m uv
+# One BLAS thread per process: grading and tests run several processes at once,
+# and OpenBLAS's spinning threads then slow everything down many times over.
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
+
+.PHONY: demo test lab bench data system-packages clean
+
+$(STAMP): pyproject.toml
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@test -x $(PYTHON) || $(UV) venv --quiet $(VENV)
+	$(UV) pip install --quiet -p $(PYTHON) -e '.[test]'
+	@touch $@
+
+# Is the data set where the lookup chain finds it, and intact?
+data: $(STAMP)
+	@$(PYTHON) -m course_utils.data
+
+demo: $(STAMP) data
+	$(PYTHON) -m course_grading.reference_run
+
+test: $(STAMP) data system-packages
+	$(PYTHON) -m pytest
+
+lab: $(STAMP) data
+	$(VENV)/bin/jupyter lab --notebook-dir notebooks
+
+bench: $(STAMP) data
+	$(PYTHON) benchmarks/bench_training.py
+
+# The browser test needs Debian's Chromium and sandboxed grading needs bubblewrap;
+# installed when missing and we may.
+system-packages:
+	@missing=""; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "Installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "Missing Debian packages:$$missing (install them with apt-get as root)"; exit 1; \
+	  fi; \
+	fi
+
+clean:
+	rm -rf $(VENV) notebooks/release notebooks/submitted notebooks/autograded notebooks/feedback notebooks/gradebook.db
