@@ -204,7 +204,16 @@ def check_gradient_structure(gradient, model):
         )
     for part in PARTS:
         expected = np.shape(model[part])
-        got = np.shape(gradient[part])
+        try:
+            got = np.asarray(gradient[part], dtype=np.float64).shape
+        except (TypeError, ValueError):
+            raise GradientCheckError(
+                f"The gradient's {part} must be an array of numbers shaped like "
+                f"model['{part}']; it is a {type(gradient[part]).__name__} that cannot be "
+                "turned into one.",
+                kind="type",
+                part=part,
+            ) from None
         if got != expected:
             hint = (
                 " It looks transposed." if got == expected[::-1] else ""

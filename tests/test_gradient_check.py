@@ -117,6 +117,7 @@ def test_nan_is_reported_before_any_element_is_compared(datas, solution):
     [
         (None, "type", "Did you forget the return statement?"),
         ({"input_to_hid": 0}, "keys", "exactly the keys 'input_to_hid' and 'hid_to_class'"),
+        ({"input_to_hid": [[1], [2, 3]], "hid_to_class": 0}, "type", "cannot be turned into one"),
         ({"input_to_hid": np.zeros((7, 256)), "hid_to_class": np.zeros((7, 10))}, "shape",
          "hid_to_class has shape (7, 10) but must have the shape of model['hid_to_class'], (10, 7). It looks transposed."),
     ],
