@@ -7,7 +7,6 @@ exists in exactly one place.
 
 from pathlib import Path
 
-import nbformat
 import numpy as np
 
 
@@ -24,6 +23,10 @@ def learner_namespace():
 
 def cell_source(path, grade_id):
     """The source text of the code cell whose nbgrader ``grade_id`` is ``grade_id``."""
+    # Imported here: nbformat (with jsonschema) is slow to import, and every grading
+    # process imports course_utils while few of them read notebooks.
+    import nbformat
+
     notebook = nbformat.read(Path(path), as_version=4)
     for cell in notebook.cells:
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:

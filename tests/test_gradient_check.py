@@ -8,6 +8,7 @@ from course_utils import (
     check_gradient,
     finite_difference_gradient,
     initial_model,
+    loss,
     model_to_theta,
     test_gradient,
     theta_to_model,
@@ -61,6 +62,29 @@ def test_finite_differences_match_the_solution_everywhere_on_a_small_model(datas
     numeric = finite_difference_gradient(model, data, 0.1)
     analytic = model_to_theta(solution(model, data, 0.1))
     np.testing.assert_allclose(numeric, analytic, rtol=1e-7, atol=1e-10)
+
+
+def direct_finite_difference(model, data, wd_coefficient, theta_index):
+    """The stencil written out with a full ``loss`` evaluation per step, as in the original."""
+    theta = model_to_theta(model)
+    weights = [1 / 280, -4 / 105, 1 / 5, -4 / 5, 4 / 5, -1 / 5, 4 / 105, -1 / 280]
+    total = 0.0
+    for distance, weight in zip([-4, -3, -2, -1, 1, 2, 3, 4], weights):
+        step = np.zeros_like(theta)
+        step[theta_index] = 1e-2
+        total += loss(theta_to_model(theta + step * distance), data, wd_coefficient) * weight
+    return total / 1e-2
+
+
+@pytest.mark.parametrize("n_hid, wd_coefficient", [(10, 0), (7, 0.05)])
+def test_finite_differences_equal_the_direct_stencil(datas, n_hid, wd_coefficient):
+    rng = np.random.default_rng(n_hid)
+    model = theta_to_model(rng.normal(scale=0.3, size=266 * n_hid))
+    indices = list(indices_to_check(n_hid)[::9]) + [0, 266 * n_hid - 1]
+    fast = finite_difference_gradient(model, datas["val"], wd_coefficient, indices)
+    direct = [direct_finite_difference(model, datas["val"], wd_coefficient, i) for i in indices]
+    np.testing.assert_allclose(fast, direct, rtol=1e-9, atol=1e-12)
+    assert np.max(np.abs(fast)) > 1e-3  # not trivially zero
 
 
 def broken(solution, change):

@@ -1,0 +1,1 @@
+"""Instructor-only tooling: the nbgrader pipeline and parallel, sandboxed grading."""
