@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml
 data: $(STAMP)
 	@$(PYTHON) -m course_utils.data
 
+# Release, autograde the example submissions, feedback, grades table (see README).
 demo: $(STAMP) data
-	$(PYTHON) -m course_grading.reference_run
+	$(PYTHON) -m course_grading.pipeline
 
 test: $(STAMP) data system-packages
 	$(PYTHON) -m pytest

@@ -1,0 +1,241 @@
+"""The real nbgrader commands on a temporary copy of the course, with the example submissions.
+
+The submissions are graded in two course copies at once (the machine has two cores), each
+with one ``nbgrader autograde`` call; the one that never returns is graded on its own with
+a short time limit per cell (``Example.cell_timeout``), so that the others keep the
+course's own limit. Scores are read through nbgrader's gradebook API.
+"""
+
+import concurrent.futures
+import html
+import re
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from course_grading import pipeline
+from course_grading.examples import ASSIGNMENT, EXAMPLES, model_answers
+
+PROJECT = Path(__file__).resolve().parent.parent
+SOURCE = PROJECT / "notebooks" / "source" / ASSIGNMENT
+
+GRADIENT_TESTS = ["test_keys_and_shapes", "test_gradient_training_set", "test_other_hidden_sizes",
+                  "test_small_batches", "test_weight_decay", "test_whole_gradient",
+                  "test_not_transposed", "test_backpropagation", "test_a2_training_loss"]
+OTHER_TESTS = ["test_tiny_hid_to_class", "test_tiny_input_to_hid", "test_reported_training_loss",
+               "test_best_rate_without_momentum", "test_best_rate_with_momentum"]
+GENERALIZATION_TESTS = ["test_early_stopping_iteration", "test_validation_loss_without_early_stopping",
+                        "test_best_wd_coefficient", "test_best_n_hid_without_early_stopping",
+                        "test_best_n_hid_with_early_stopping"]
+ALL = GRADIENT_TESTS + OTHER_TESTS
+WEIGHT_DECAY_ONLY_WRONG = [test for test in GRADIENT_TESTS
+                           if test not in ("test_weight_decay", "test_whole_gradient")]
+
+# The autograded cells of backprop.ipynb each submission deserves to pass (the rest score 0).
+PASSING = {
+    "correct": ALL,
+    "learner_style": ALL,
+    "noisy_stderr": ALL,
+    "deleted_test_cells": ALL,
+    "untouched": [],
+    "returns_zeros": [],
+    "transposed": [],
+    "missing_1_over_m": ["test_keys_and_shapes"],
+    "flipped_sign": ["test_keys_and_shapes"],
+    "missing_weight_decay": WEIGHT_DECAY_ONLY_WRONG,
+    "doubled_weight_decay": WEIGHT_DECAY_ONLY_WRONG,
+    "missing_logistic_derivative": ["test_keys_and_shapes", "test_not_transposed"],
+    "nan_gradient": [],
+    "wrong_keys": [],
+    "wrong_shape": [],
+    "raises": [],
+    "never_returns": [],
+    "syntax_error": [],
+    "edited_locked_cells": ["test_keys_and_shapes"],
+}
+
+# What each learner's backprop feedback page must say about the gradient.
+DIAGNOSIS = {
+    "untouched": ["d_loss_by_d_model is not implemented yet"],
+    "returns_zeros": ["returns only zeros: it is not implemented yet"],
+    "transposed": ["hid_to_class (the second layer, W2): it is the transpose of the correct gradient",
+                   "Its shape (10 x 10) is right only because n_hid = 10"],
+    "missing_1_over_m": ["hid_to_class (the second layer, W2): it is 5 times too large",
+                         "input_to_hid (the first layer, W1): it is 5 times too large"],
+    "flipped_sign": ["hid_to_class (the second layer, W2): its sign is flipped",
+                     "input_to_hid (the first layer, W1): its sign is flipped"],
+    "missing_weight_decay": ["hid_to_class (the second layer, W2): the weight decay term is missing",
+                             "input_to_hid (the first layer, W1): the weight decay term is missing"],
+    "doubled_weight_decay": ["the weight decay term is there twice"],
+    "missing_logistic_derivative": [
+        "input_to_hid (the first layer, W1): the derivative of the logistic function is missing"],
+    "nan_gradient": ["produced a NaN or infinity in input_to_hid"],
+    "wrong_keys": ["exactly the keys 'input_to_hid' and 'hid_to_class'"],
+    "wrong_shape": ["input_to_hid has shape (256, 7) but must have the shape of model['input_to_hid'], (7, 256)"],
+    "raises": ["d_loss_by_d_model raised ValueError"],
+    "never_returns": ["did not finish in an earlier test"],
+    "syntax_error": ["SyntaxError"],
+    "edited_locked_cells": ["its sign is flipped"],
+}
+
+# Two course copies graded at once; the correct example (which alone runs the long
+# generalization notebook) and the endless loop in one, the other answers in the other.
+GROUPS = [
+    ["correct", "untouched"],
+    ["learner_style", "noisy_stderr", "deleted_test_cells", "returns_zeros", "transposed",
+     "missing_1_over_m", "flipped_sign", "missing_weight_decay", "doubled_weight_decay",
+     "missing_logistic_derivative", "nan_gradient", "wrong_keys", "wrong_shape", "raises",
+     "syntax_error", "edited_locked_cells"],
+]
+SLOW = ["never_returns"]
+
+
+def test_every_example_is_graded_and_expected():
+    assert set(PASSING) == set(EXAMPLES) == set(sum(GROUPS, SLOW))
+
+
+def _copy_course(root):
+    root.mkdir()
+    shutil.copy(PROJECT / "notebooks" / "nbgrader_config.py", root)
+    shutil.copytree(SOURCE, root / "source" / ASSIGNMENT)
+    return root
+
+
+def _grade_group(root, students):
+    examples = {student: EXAMPLES[student] for student in students}
+    pipeline.release(root)
+    pipeline.write_submissions(root, examples)
+    pipeline.autograde_examples(root, examples)
+    pipeline.feedback(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def courses(tmp_path_factory):
+    base = tmp_path_factory.mktemp("nbgrader-course")
+    groups = [GROUPS[0] + SLOW, GROUPS[1]]
+    roots = [_copy_course(base / f"course{number}") for number in range(len(groups))]
+    with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
+        graded = list(pool.map(_grade_group, roots, groups))
+    return {student: root for root, group in zip(graded, groups) for student in group}
+
+
+def _grades(root, student, notebook="backprop"):
+    with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission_notebook(notebook, ASSIGNMENT, student)
+        return {grade.name: (grade.auto_score, grade.max_score, grade.needs_manual_grade,
+                             grade.cell.cell_type) for grade in submission.grades}
+
+
+def _feedback_text(root, student, notebook="backprop"):
+    page = root / "feedback" / student / ASSIGNMENT / f"{notebook}.html"
+    assert page.is_file(), f"no feedback page for {student}"
+    return html.unescape(page.read_text())
+
+
+@pytest.mark.parametrize("student", sorted(PASSING))
+def test_scores_of_every_graded_cell(courses, student):
+    grades = _grades(courses[student], student)
+    autograded = {name: grade for name, grade in grades.items() if grade[3] == "code"}
+    assert set(autograded) == set(ALL)
+    expected = {name: (grade[1] if name in PASSING[student] else 0) for name, grade in autograded.items()}
+    assert {name: grade[0] for name, grade in autograded.items()} == expected
+    written = {name: grade for name, grade in grades.items() if grade[3] == "markdown"}
+    assert set(written) == {"ex1a_softmax_answer", "ex1b_matrix_answer", "ex3b_explanation"}
+    for name, (auto_score, max_score, needs_manual_grade, _) in written.items():
+        if EXAMPLES[student].other_answers:
+            assert needs_manual_grade, f"{name} of {student} was answered and waits for a person"
+        else:
+            # An answer cell left as released is scored zero without a person looking at it.
+            assert (auto_score, needs_manual_grade) == (0, False)
+
+
+def test_correct_answers_get_full_marks_in_the_generalization_notebook(courses):
+    grades = _grades(courses["correct"], "correct", "generalization")
+    autograded = {name: grade for name, grade in grades.items() if grade[3] == "code"}
+    assert set(autograded) == set(GENERALIZATION_TESTS)
+    assert all(grade[0] == grade[1] > 0 for grade in autograded.values()), autograded
+    assert all(grade[2] for name, grade in grades.items() if grade[3] == "markdown")
+
+
+def test_untouched_release_of_the_generalization_notebook_gets_zero(courses):
+    grades = _grades(courses["untouched"], "untouched", "generalization")
+    assert grades and all(grade[0] == 0 for grade in grades.values())
+
+
+@pytest.mark.parametrize("student", sorted(DIAGNOSIS))
+def test_feedback_names_the_mistake(courses, student):
+    text = _feedback_text(courses[student], student)
+    for phrase in DIAGNOSIS[student]:
+        assert phrase in text, f"the feedback of {student} does not say {phrase!r}"
+
+
+def test_no_test_cell_writes_to_stderr(courses):
+    for student in ("noisy_stderr", "correct", "nan_gradient"):
+        notebook = nbformat.read(courses[student] / "autograded" / student / ASSIGNMENT / "backprop.ipynb",
+                                 as_version=4)
+        for cell in notebook.cells:
+            nbgrader = cell.metadata.get("nbgrader", {})
+            if nbgrader.get("grade") and not nbgrader.get("solution"):
+                streams = [output.name for output in cell.get("outputs", []) if output.output_type == "stream"]
+                assert "stderr" not in streams, (student, nbgrader["grade_id"])
+
+
+def _regions(source, begin, end):
+    pattern = re.compile(rf"^[ \t]*{begin}[ \t]*\n(.*?)^[ \t]*{end}", re.MULTILINE | re.DOTALL)
+    return [line.strip() for region in pattern.findall(source) for line in region.splitlines()
+            if len(line.strip()) > 6]
+
+
+def _secret_lines(notebook_path):
+    """Lines of solutions and hidden tests in a source notebook (those the learners must not see)."""
+    solutions, hidden = [], []
+    for cell in nbformat.read(notebook_path, as_version=4).cells:
+        nbgrader = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "markdown" and nbgrader.get("solution"):
+            solutions += [line.strip() for line in cell.source.splitlines() if len(line.strip()) > 6]
+        solutions += _regions(cell.source, "### BEGIN SOLUTION", "### END SOLUTION")
+        hidden += _regions(cell.source, "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+    return solutions, hidden
+
+
+@pytest.mark.parametrize("notebook", ["backprop", "generalization"])
+def test_release_has_no_solution_and_no_hidden_tests(courses, notebook):
+    solutions, hidden = _secret_lines(SOURCE / f"{notebook}.ipynb")
+    assert solutions and (hidden or notebook == "generalization")
+    release = (courses["correct"] / "release" / ASSIGNMENT / f"{notebook}.ipynb").read_text()
+    released = "\n".join(cell.source for cell in nbformat.reads(release, as_version=4).cells)
+    for line in solutions + hidden:
+        assert line not in released, f"the release of {notebook} shows {line!r}"
+
+
+def test_feedback_has_no_hidden_test_code(courses):
+    _, hidden = _secret_lines(SOURCE / "backprop.ipynb")
+    for student, root in courses.items():
+        text = _feedback_text(root, student)
+        for line in hidden:
+            assert line not in text, f"the feedback of {student} shows hidden test code {line!r}"
+
+
+def test_correct_submission_is_not_a_copy_of_a_file(courses):
+    # The correct example's gradient comes from the source notebook itself.
+    submitted = nbformat.read(courses["correct"] / "submitted" / "correct" / ASSIGNMENT / "backprop.ipynb",
+                              as_version=4)
+    cell = next(cell for cell in submitted.cells
+                if cell.metadata.get("nbgrader", {}).get("grade_id") == "d_loss_by_d_model")
+    assert cell.source == model_answers(SOURCE / "backprop.ipynb")["d_loss_by_d_model"]
+
+
+def test_grades_table_and_csv(courses):
+    root = courses["flipped_sign"]
+    pipeline.export(root, root / "grades.csv")
+    csv_text = (root / "grades.csv").read_text()
+    assert "flipped_sign" in csv_text and "missing_weight_decay" in csv_text
+    table = pipeline.scores(root)
+    # Keys and shapes (1 point) is all a flipped sign earns.
+    assert table["flipped_sign"]["backprop"].auto_score == 1
+    text = pipeline.format_table(table)
+    assert "flipped_sign" in text and "1 / 15" in text
