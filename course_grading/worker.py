@@ -1,0 +1,299 @@
+"""Autograde one submission in a private scratch course.
+
+:func:`grade_submission` is what the coordinator hands to a local thread or to a
+Dask worker. It starts ``python -m course_grading.worker`` for the submission,
+which
+
+1. builds a scratch course: the assignment's definitions (a gradebook without
+   submissions), the learner's files and the course's ``nbgrader_config.py``;
+2. runs nbgrader's own ``autograde`` on it, with a kernelspec that starts the
+   kernel in the sandbox (:mod:`course_grading.sandbox`);
+3. re-checks the gradient cells where learner code cannot interfere
+   (:mod:`course_grading.recheck`);
+4. hands back the scores, the autograded files and any problems found.
+
+Nothing here writes to the course folder: the coordinator does.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import pickle
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import sandbox
+
+PR_SET_PDEATHSIG = 1
+
+PROBLEM_PATTERNS = (
+    ("MemoryError", "memory limit reached"),
+    ("CellTimeoutError", "time limit of a cell reached"),
+    ("No space left on device", "disk limit reached"),
+    ("File too large", "file size limit reached"),
+    ("Disk quota exceeded", "disk limit reached"),
+)
+
+
+def _die_with_parent():
+    """Runs in the child before exec: killed if the grading process dies."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+
+
+def grade_submission(task):
+    """Autograde one submission in a child process; never raises for the learner's faults.
+
+    Parameters
+    ----------
+    task : dict
+        Built by :func:`course_grading.grade.make_task`.
+
+    Returns
+    -------
+    dict
+        ``status`` ('graded' or 'failed'), ``reason``, ``problems`` (list of str),
+        ``submission`` (scores, see :func:`gradebook_sync.read_submission`),
+        ``autograded_files`` ({relative path: (bytes, mode)}), ``seconds`` and the
+        task's ids and digest.
+    """
+    started = time.monotonic()
+    result = {"assignment_id": task["assignment_id"], "student_id": task["student_id"],
+              "digest": task["digest"], "status": "failed", "reason": None, "problems": [],
+              "recheck_reasons": [], "submission": None, "autograded_files": {}}
+    with tempfile.TemporaryDirectory(prefix="course-grade-", dir=task.get("scratch_root")) as scratch:
+        os.chmod(scratch, 0o711)
+        task_file = os.path.join(scratch, "task.pickle")
+        result_file = os.path.join(scratch, "result.pickle")
+        log_file = os.path.join(scratch, "autograde.log")
+        with open(task_file, "wb") as stream:
+            pickle.dump(task, stream)
+        private_tmp = os.path.join(scratch, "tmp")
+        os.mkdir(private_tmp, 0o700)
+        with open(log_file, "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "course_grading.worker", task_file, result_file],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "TMPDIR": private_tmp},
+                start_new_session=True, preexec_fn=_die_with_parent)
+            try:
+                process.wait(timeout=task["timeout"])
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                result["reason"] = (f"did not finish within {task['timeout']:g} s (an endless loop or "
+                                    "a hang that ignored the cell time limit)")
+        if result["reason"] is None:
+            if os.path.exists(result_file):
+                with open(result_file, "rb") as stream:
+                    result.update(pickle.load(stream))
+            else:
+                result["reason"] = f"the grading process stopped (exit code {process.returncode})"
+        if result["status"] == "failed":
+            log_text = Path(log_file).read_text(errors="replace")
+            result["log_tail"] = log_text[-5000:]
+            result["reason"] = result["reason"] or failure_reason(log_text)
+    result["seconds"] = time.monotonic() - started
+    return result
+
+
+# --- inside the child process -----------------------------------------------------------------
+
+def _write_files(root, files):
+    for name, content in files.items():
+        path = os.path.join(root, name)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as stream:
+            stream.write(content)
+
+
+def _read_files(root):
+    files = {}
+    for directory, _, names in os.walk(root):
+        for name in names:
+            path = os.path.join(directory, name)
+            with open(path, "rb") as stream:
+                files[os.path.relpath(path, root)] = (stream.read(), os.stat(path).st_mode & 0o777)
+    return files
+
+
+NBGRADER_CONFIG = """\
+c = get_config()  # noqa
+{course}
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.db_url = {db_url!r}
+c.Autograde.create_student = True
+{extra}
+"""
+
+
+def build_scratch_course(task, scratch):
+    """Lay out the scratch course for ``task`` in ``scratch``; return its settings."""
+    settings = sandbox.SandboxSettings.from_json(task["sandbox"])
+    root = os.path.join(scratch, "course")
+    os.makedirs(root)
+    with open(os.path.join(root, "gradebook.db"), "wb") as stream:
+        stream.write(task["template_db"])
+    _write_files(os.path.join(root, task["submission_path"]), task["submission_files"])
+    _write_files(os.path.join(root, task["source_path"]), task["source_files"])
+    course = ""
+    if task.get("course_config") is not None:
+        Path(root, "course_nbgrader_config.py").write_text(task["course_config"])
+        course = "load_subconfig('course_nbgrader_config.py')  # noqa"
+    runtime = os.path.join(scratch, "runtime")
+    os.makedirs(runtime, mode=0o700)
+    extra = [
+        # One kernel at a time per worker: a fixed connection file in the private
+        # runtime folder (jupyter_client would otherwise put it in the shared /tmp).
+        f"c.KernelManager.connection_file = {os.path.join(runtime, 'kernel.json')!r}",
+    ]
+    if task.get("cell_timeout"):
+        extra.append(f"c.Execute.timeout = {int(task['cell_timeout'])}")
+    if settings.enabled:
+        # The kernel has no network: it talks to nbgrader over Unix sockets.
+        extra.append("c.KernelManager.transport = 'ipc'")
+    Path(root, "nbgrader_config.py").write_text(NBGRADER_CONFIG.format(
+        course=course, root=root, db_url="sqlite:///" + os.path.join(root, "gradebook.db"),
+        extra="\n".join(extra)))
+
+    settings_file = os.path.join(scratch, "sandbox.json")
+    Path(settings_file).write_text(settings.to_json())
+    for name in task["kernel_names"]:
+        kernel_dir = os.path.join(scratch, "jupyter", "kernels", name)
+        os.makedirs(kernel_dir)
+        spec = {"argv": [sys.executable, "-m", "course_grading.sandbox", "kernel",
+                         "--settings", settings_file, "--runtime-dir", runtime, "{connection_file}"],
+                "display_name": f"{name} (grading sandbox)", "language": "python",
+                "interrupt_mode": "message" if settings.enabled else "signal"}
+        Path(kernel_dir, "kernel.json").write_text(json.dumps(spec))
+    sandbox.prepare_for_sandbox_user(runtime)
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(
+        [os.path.join(scratch, "jupyter")] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p])
+    os.environ["JUPYTER_RUNTIME_DIR"] = runtime
+    set_data_dir()
+    return root, settings
+
+
+def set_data_dir():
+    """Name the data folder in ``COURSE_DATA_DIR``, for the sandbox to show it to learner code."""
+    if os.environ.get("COURSE_DATA_DIR"):
+        return
+    try:
+        from course_utils import find_data_file
+        os.environ["COURSE_DATA_DIR"] = str(Path(find_data_file()).parent)
+    except Exception:  # the notebooks will report the missing data themselves
+        pass
+
+
+def run_autograde(root, assignment_id, student_id):
+    """nbgrader's own autograde of one student in the scratch course; returns its exit code."""
+    from nbgrader.apps.autogradeapp import AutogradeApp
+
+    os.chdir(root)
+    app = AutogradeApp()
+    try:
+        app.initialize([assignment_id, "--student", student_id, "--force"])
+        app.start()
+    except SystemExit as stop:
+        return stop.code or 0
+    return 0
+
+
+def find_problems(autograded_files):
+    """Learner-facing reasons for errors in the executed notebooks (memory, disk, time)."""
+    problems = []
+    for name, (content, _) in sorted(autograded_files.items()):
+        if not name.endswith(".ipynb"):
+            continue
+        notebook = json.loads(content)
+        for cell in notebook.get("cells", []):
+            cell_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or cell.get("id", "?")
+            for output in cell.get("outputs", []):
+                if output.get("output_type") != "error":
+                    continue
+                text = f"{output.get('ename')}: {output.get('evalue')}"
+                for pattern, reason in PROBLEM_PATTERNS:
+                    if pattern in text:
+                        problems.append(f"{reason} in {name} cell {cell_id}")
+    return problems
+
+
+def failure_reason(log_text):
+    """Why nbgrader could not autograde, from its log."""
+    known = (("DeadKernelError", "the kernel died (a crash, or the memory limit was reached)"),
+             ("Kernel died", "the kernel died (a crash, or the memory limit was reached)"),
+             ("Kernel didn't respond", "the kernel did not start in time"),
+             ("UnresponsiveKernelError", "the kernel stopped responding (an endless loop that ignores interrupts?)"))
+    for pattern, reason in known:
+        if pattern in log_text:
+            return reason
+    exceptions = re.findall(r"^\s*([A-Za-z_.]*(?:Error|Exception)\b[^\n]*)$", log_text, re.MULTILINE)
+    return exceptions[-1].strip()[:300] if exceptions else "nbgrader could not autograde it"
+
+
+def apply_recheck(task, root, record, settings):
+    """Re-check the gradient cells; lower their scores in ``record`` where not earned."""
+    from course_utils.notebook_code import cell_source
+    from .recheck import GRADIENT_CELL, decide_scores, recheck_cells
+
+    reasons = []
+    for notebook_name, cells in task["gradient_cells"].items():
+        if not cells or notebook_name not in record["notebooks"]:
+            continue
+        path = os.path.join(root, task["submission_path"], notebook_name + ".ipynb")
+        try:
+            source = cell_source(path, GRADIENT_CELL)
+        except Exception:
+            source = ""  # deleted or broken cell: nothing defines the function
+        outcome = recheck_cells(source, {gid: src for gid, (src, _) in cells.items()}, settings,
+                                setup_source=task["gradient_setup"].get(notebook_name, ""),
+                                timeout=task["recheck_timeout"])
+        grades = record["notebooks"][notebook_name]["grades"]
+        scores, lowered = decide_scores({gid: grades[gid]["auto_score"] for gid in cells if gid in grades},
+                                        outcome, {gid: points for gid, (_, points) in cells.items()})
+        for gid, score in scores.items():
+            if gid in grades:
+                grades[gid]["auto_score"] = score
+        reasons += [f"{notebook_name}: {reason}" for reason in lowered]
+    return reasons
+
+
+def main(task_file, result_file):
+    from .gradebook_sync import put_alembic_on_path, read_submission
+
+    with open(task_file, "rb") as stream:
+        task = pickle.load(stream)
+    scratch = os.path.dirname(os.path.abspath(task_file))
+    put_alembic_on_path()
+    root, settings = build_scratch_course(task, scratch)
+    exit_code = run_autograde(root, task["assignment_id"], task["student_id"])
+    db_url = "sqlite:///" + os.path.join(root, "gradebook.db")
+    result = {"submission": read_submission(db_url, task["assignment_id"], task["student_id"]),
+              "autograded_files": {}, "problems": [], "recheck_reasons": []}
+    autograded = os.path.join(root, task["autograded_path"])
+    if exit_code == 0 and os.path.isdir(autograded):
+        result["autograded_files"] = _read_files(autograded)
+        result["problems"] = find_problems(result["autograded_files"])
+        result["status"] = "graded"
+        if task.get("recheck") and result["submission"]:
+            result["recheck_reasons"] = apply_recheck(task, root, result["submission"], settings)
+    else:
+        sys.stdout.flush()
+        result["status"] = "failed"
+    with open(result_file + ".part", "wb") as stream:
+        pickle.dump(result, stream)
+    os.replace(result_file + ".part", result_file)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit("usage: python -m course_grading.worker TASK_FILE RESULT_FILE (started by course-grade)")
+    main(sys.argv[1], sys.argv[2])

@@ -1,0 +1,129 @@
+"""``course-grade``: parallel grading gives the gradebook a sequential ``nbgrader autograde`` gives,
+survives being killed, and runs on a Dask cluster.
+
+One released course with a few example submissions (correct and faulty answers) is graded
+once sequentially by nbgrader itself; each test grades a copy of it in another way and
+compares the gradebooks cell by cell.
+"""
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+import grading_support as support
+
+pytestmark = pytest.mark.skipif(not support.COURSE.joinpath("source", "backprop", "backprop.ipynb").exists(),
+                                reason="the course's source notebook is missing")
+
+STUDENTS = ("correct", "returns_zeros", "transposed")
+
+
+@pytest.fixture(scope="module")
+def submitted_course(tmp_path_factory):
+    root = support.released_course(tmp_path_factory.mktemp("course"))
+    support.submit_examples(root, STUDENTS)
+    return root
+
+
+@pytest.fixture(scope="module")
+def sequential(submitted_course, tmp_path_factory):
+    """The gradebook of nbgrader's own, sequential autograde of every submission."""
+    root = support.copy_course(submitted_course, tmp_path_factory.mktemp("sequential") / "course")
+    support.nbgrader(root, "autograde", support.ASSIGNMENT)
+    return root
+
+
+@pytest.fixture(scope="module")
+def parallel(submitted_course, tmp_path_factory):
+    root = support.copy_course(submitted_course, tmp_path_factory.mktemp("parallel") / "course")
+    result = support.course_grade(root, "--workers", "2")
+    return root, result
+
+
+def test_parallel_grades_equal_sequential_autograde(sequential, parallel):
+    root, result = parallel
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = support.scores(sequential / "gradebook.db")
+    got = support.scores(root / "gradebook.db")
+    assert got == expected
+    # The examples differ: the comparison is not between two empty gradebooks.
+    assert {support.student_scores(root / "gradebook.db", s)["test_gradient_training_set"][0] for s in STUDENTS} == {0.0, 2.0}
+    assert support.submissions(root / "gradebook.db") == support.submissions(sequential / "gradebook.db")
+    for student in STUDENTS:
+        assert (root / "autograded" / student / "backprop" / "backprop.ipynb").is_file()
+    assert f"graded {len(STUDENTS)}, failed 0" in result.stdout
+
+
+def test_formgrader_api_shows_the_grades(sequential, parallel):
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    def listing(root):
+        coursedir = CourseDirectory(root=str(root))
+        api = NbGraderAPI(coursedir=coursedir)
+        return {s["student"]: (s["autograded"], s["score"], s["max_score"])
+                for s in api.get_submissions("backprop")}
+
+    got, expected = listing(parallel[0]), listing(sequential)
+    assert got == expected
+    assert all(autograded for autograded, _, _ in got.values())
+
+
+def test_rerun_grades_nothing_again(parallel):
+    root, _ = parallel
+    before = support.scores(root / "gradebook.db")
+    result = support.course_grade(root)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"Grading 0 submissions of backprop" in result.stdout
+    assert f"{len(STUDENTS)} already graded" in result.stdout
+    assert support.scores(root / "gradebook.db") == before
+
+
+def test_killed_run_resumes_without_regrading_or_losing(submitted_course, parallel, tmp_path):
+    """SIGKILL the command after the first grade is recorded; the rerun grades only the rest."""
+    root = support.copy_course(submitted_course, tmp_path / "course")
+    command = [sys.executable, "-m", "course_grading.grade", "backprop", "--course", str(root), "--workers", "1"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 600
+    try:
+        while not support.journal(root / "gradebook.db"):
+            assert process.poll() is None, process.stdout.read().decode()
+            assert time.monotonic() < deadline, "no submission was graded in time"
+            time.sleep(0.5)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    first = support.journal(root / "gradebook.db")
+    assert 0 < len(first) < len(STUDENTS), "the kill came too late to test anything"
+
+    result = support.course_grade(root, "--workers", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(first)} already graded" in result.stdout
+    assert f"Grading {len(STUDENTS) - len(first)} submissions" in result.stdout
+    journal = support.journal(root / "gradebook.db")
+    assert set(journal) == set(STUDENTS)
+    assert all(status == "graded" for status, _, _ in journal.values())
+    # Exactly one submission and one grade per cell each (support.scores refuses duplicates),
+    # with the scores of the uninterrupted run.
+    assert support.scores(root / "gradebook.db") == support.scores(parallel[0] / "gradebook.db")
+    assert sorted(support.submissions(root / "gradebook.db")) == sorted(STUDENTS)
+
+
+def test_dask_cluster_on_loopback(submitted_course, sequential, tmp_path):
+    from distributed import LocalCluster
+
+    from course_grading.grade import grade_assignment
+
+    root = support.copy_course(submitted_course, tmp_path / "course")
+    chosen = ["correct", "transposed"]
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                      dashboard_address=None) as cluster:
+        summary = grade_assignment(str(root), "backprop", students=chosen, scheduler=cluster.scheduler_address,
+                                   progress=False)
+    assert sorted(summary["graded"]) == chosen and not summary["failed"]
+    expected = {key: value for key, value in support.scores(sequential / "gradebook.db").items() if key[0] in chosen}
+    assert support.scores(root / "gradebook.db") == expected

@@ -1,0 +1,190 @@
+"""Learner code under ``course-grade``: contained by the sandbox, and unable to game the checks.
+
+One course, graded once with one ``course-grade`` call, holds a correct submission and
+one submission per attack (``tests/attacks/``). Each test asserts what that attack got.
+"""
+import hashlib
+import json
+import socket
+import threading
+
+import numpy as np
+import psutil
+import pytest
+
+import grading_support as support
+
+pytestmark = pytest.mark.skipif(not support.COURSE.joinpath("source", "backprop", "backprop.ipynb").exists(),
+                                reason="the course's source notebook is missing")
+
+CELL_TIMEOUT = 20
+
+
+class Listener:
+    """A TCP server on loopback that records whether anything connected."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.5)
+        self.port = self.server.getsockname()[1]
+        self.connections = 0
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            connection.close()
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.server.close()
+
+
+def _fingerprint(root):
+    """sha256 of every file a learner must not touch: source, release, other submissions."""
+    found = {}
+    for folder in ("source", "release", "submitted/correct"):
+        for path in sorted((root / folder).rglob("*")):
+            if path.is_file():
+                found[str(path.relative_to(root))] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def _precomputed_attack(solution, datas):
+    """The precomputed attack with the right gradient for the tester's inputs pasted in."""
+    from course_utils import initial_model
+
+    gradient = solution(initial_model(10), datas["train"], 0.0)
+    literal = repr({part: np.asarray(values).tolist() for part, values in gradient.items()})
+    return support.attack("precomputed").replace("__PRECOMPUTED__", literal)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory, solution, datas):
+    root = support.released_course(tmp_path_factory.mktemp("safety") / "course")
+    listener = Listener()
+    support.submit_examples(root, ["correct"])
+    support.submit_gradient(root, "redefine_checkers", support.attack("redefine_checkers"))
+    support.submit_gradient(root, "patch_numpy_and_assertions", support.attack("patch_numpy_and_assertions"))
+    support.submit_gradient(root, "precomputed", _precomputed_attack(solution, datas))
+    support.submit_gradient(root, "escape_and_fake_score", support.attack("escape_and_fake_score")
+                            .replace("__COURSE_ROOT__", repr(str(root))).replace("__PORT__", str(listener.port)))
+    support.submit_gradient(root, "exhaust_resources", support.attack("exhaust_resources"),
+                            extra_cells=["exhaust_memory()", "fill_disk()", "hang()"])
+    support.submit_gradient(root, "crash_kernel", support.attack("crash_kernel"))
+    # The gradebook before: every learner's submission exists, none is graded.
+    before = _fingerprint(root)
+    try:
+        result = support.course_grade(root, "--workers", "2", "--cell-timeout", str(CELL_TIMEOUT))
+    finally:
+        listener.close()
+    return root, result, before, listener
+
+
+def _scores(graded, student):
+    root = graded[0]
+    return {cell: auto for cell, (auto, _) in support.student_scores(root / "gradebook.db", student).items()}
+
+
+def _gradient_cells(graded):
+    from course_grading.gradebook_sync import gradient_test_cells
+
+    root = graded[0]
+    cells = gradient_test_cells(f"sqlite:///{root / 'gradebook.db'}", "backprop", "d_loss_by_d_model",
+                                "d_loss_by_d_model")
+    return set(cells["backprop"])
+
+
+def test_correct_submission_is_graded_in_full(graded):
+    root, result, _, _ = graded
+    scores = _scores(graded, "correct")
+    full = support.autograded_max_scores(root / "gradebook.db")
+    assert len(full) > 10
+    # Every autograded cell gets its points, the re-checked ones included.
+    assert {cell: scores[cell] for cell in full} == full, result.stdout
+    assert support.journal(root / "gradebook.db")["correct"][0] == "graded"
+
+
+@pytest.mark.parametrize("student", ["redefine_checkers", "patch_numpy_and_assertions", "precomputed"])
+def test_gaming_the_checks_earns_no_gradient_points(graded, student):
+    scores = _scores(graded, student)
+    # Every cell that tests the gradient's values (the keys-and-shapes cell tests only the
+    # form, which these wrong gradients may well have).
+    value_cells = _gradient_cells(graded) - {"test_keys_and_shapes"}
+    assert {"test_gradient_training_set", "test_whole_gradient", "test_weight_decay"} <= value_cells
+    assert {cell: scores[cell] for cell in value_cells} == {cell: 0.0 for cell in value_cells}
+    # The hand-computed answers are right and keep their points: the re-check takes back
+    # only what the gradient did not earn.
+    assert scores["test_tiny_hid_to_class"] == 1.0
+
+
+def test_redefined_checkers_fooled_the_notebook_but_not_the_recheck(graded):
+    root, result, _, _ = graded
+    status, _, details = support.journal(root / "gradebook.db")["redefine_checkers"]
+    lowered = json.loads(details)["recheck"]
+    # In the learner's own kernel the fake checkers passed, so points had to be taken back.
+    assert any("test_gradient_training_set" in line for line in lowered), details
+    assert "redefine_checkers" in result.stdout
+
+
+def test_precomputed_gradient_is_caught_by_the_random_probe(graded):
+    root = graded[0]
+    details = json.loads(support.journal(root / "gradebook.db")["precomputed"][2])
+    assert any("random model" in line for line in details["recheck"]), details
+
+
+def test_sandbox_blocks_escapes_and_fake_scores(graded):
+    root, _, before, listener = graded
+    notebook = json.loads((root / "autograded" / "escape_and_fake_score" / "backprop" / "backprop.ipynb").read_text())
+    printed = "".join("".join(output.get("text", "")) for cell in notebook["cells"]
+                      for output in cell.get("outputs", []) if output.get("output_type") == "stream")
+    for attempt in ("read_source", "fake_score", "damage_other_learner", "reach_network", "read_instructor_home"):
+        assert f"ATTEMPT {attempt}: blocked" in printed, printed
+    assert "SUCCEEDED" not in printed
+    assert listener.connections == 0
+    assert _fingerprint(root) == before
+    # No grade of 100 anywhere, and the attacker got nothing for the zero gradient.
+    assert all(auto is None or auto <= 2.0 for auto, _ in support.scores(root / "gradebook.db").values())
+    assert _scores(graded, "escape_and_fake_score")["test_gradient_training_set"] == 0.0
+    # The process it started to outlive grading is gone.
+    assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and "31337" in p.info["cmdline"]]
+
+
+def test_exhausting_memory_disk_and_time_is_reported_and_contained(graded):
+    root, result, _, _ = graded
+    status, _, details = support.journal(root / "gradebook.db")["exhaust_resources"]
+    problems = " ".join(json.loads(details)["problems"])
+    assert status == "graded"
+    assert "memory limit reached" in problems
+    assert "disk limit reached" in problems
+    assert "time limit of a cell reached" in problems
+    assert "exhaust_resources" in result.stdout
+    # Its gradient is right and still earns its points.
+    assert _scores(graded, "exhaust_resources")["test_gradient_training_set"] == 2.0
+
+
+def test_crashed_kernel_is_reported_and_the_others_are_graded(graded):
+    root, result, _, _ = graded
+    status, reason, _ = support.journal(root / "gradebook.db")["crash_kernel"]
+    assert status == "failed"
+    assert "kernel died" in reason
+    assert "crash_kernel: the kernel died" in result.stdout
+    assert not (root / "autograded" / "crash_kernel").joinpath("backprop").exists()
+    graded_students = {s for s, (st, _, _) in support.journal(root / "gradebook.db").items() if st == "graded"}
+    assert graded_students == {"correct", "redefine_checkers", "patch_numpy_and_assertions", "precomputed",
+                               "escape_and_fake_score", "exhaust_resources"}
+
+
+def test_missing_bubblewrap_fails_with_a_clear_message(tmp_path, monkeypatch):
+    from course_grading import sandbox
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on this PATH
+    with pytest.raises(sandbox.SandboxUnavailable, match="--no-sandbox"):
+        sandbox.check_available()
