@@ -38,7 +38,7 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as work:
         work = Path(work)
-        base = support.released_course(work / "base")
+        base = support.released_course(work / "base", last_cell=None)  # the whole notebook
         names = support.submit_examples(base, MIX)
         # Student k gets example k mod len(MIX), under its own id.
         submitted = base / "submitted"

@@ -207,7 +207,7 @@ def _dask_results(tasks, scheduler):
         futures = {client.submit(grade_submission, task, pure=False,
                                  key=f"course-grade-{task['assignment_id']}-{task['student_id']}-{os.getpid()}-{time.time_ns()}"): task
                    for task in tasks}
-        for future in as_completed(list(futures)):
+        for future in as_completed(list(futures), loop=client.loop):
             yield futures[future], future
 
 

@@ -246,7 +246,12 @@ def apply_recheck(task, root, record, settings):
 
     reasons = []
     for notebook_name, cells in task["gradient_cells"].items():
-        if not cells or notebook_name not in record["notebooks"]:
+        if notebook_name not in record["notebooks"]:
+            continue
+        grades = record["notebooks"][notebook_name]["grades"]
+        # The re-check can only take points back: cells without points need none.
+        cells = {gid: cell for gid, cell in cells.items() if gid in grades and (grades[gid]["auto_score"] or 0) > 0}
+        if not cells:
             continue
         path = os.path.join(root, task["submission_path"], notebook_name + ".ipynb")
         try:
@@ -256,12 +261,10 @@ def apply_recheck(task, root, record, settings):
         outcome = recheck_cells(source, {gid: src for gid, (src, _) in cells.items()}, settings,
                                 setup_source=task["gradient_setup"].get(notebook_name, ""),
                                 timeout=task["recheck_timeout"])
-        grades = record["notebooks"][notebook_name]["grades"]
-        scores, lowered = decide_scores({gid: grades[gid]["auto_score"] for gid in cells if gid in grades},
+        scores, lowered = decide_scores({gid: grades[gid]["auto_score"] for gid in cells},
                                         outcome, {gid: points for gid, (_, points) in cells.items()})
         for gid, score in scores.items():
-            if gid in grades:
-                grades[gid]["auto_score"] = score
+            grades[gid]["auto_score"] = score
         reasons += [f"{notebook_name}: {reason}" for reason in lowered]
     return reasons
 

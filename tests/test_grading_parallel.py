@@ -19,7 +19,9 @@ import grading_support as support
 pytestmark = pytest.mark.skipif(not support.COURSE.joinpath("source", "backprop", "backprop.ipynb").exists(),
                                 reason="the course's source notebook is missing")
 
-STUDENTS = ("correct", "returns_zeros", "transposed")
+# A correct and a faulty answer: enough to tell a real comparison from an empty one, and
+# to kill a one-at-a-time run between the two.
+STUDENTS = ("correct", "transposed")
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +121,8 @@ def test_dask_cluster_on_loopback(submitted_course, sequential, tmp_path):
     from course_grading.grade import grade_assignment
 
     root = support.copy_course(submitted_course, tmp_path / "course")
-    chosen = ["correct", "transposed"]
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+    chosen = ["transposed"]
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
                       dashboard_address=None) as cluster:
         summary = grade_assignment(str(root), "backprop", students=chosen, scheduler=cluster.scheduler_address,
                                    progress=False)

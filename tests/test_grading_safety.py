@@ -72,11 +72,12 @@ def graded(tmp_path_factory, solution, datas):
     listener = Listener()
     support.submit_examples(root, ["correct"])
     support.submit_gradient(root, "redefine_checkers", support.attack("redefine_checkers"))
-    support.submit_gradient(root, "patch_numpy_and_assertions", support.attack("patch_numpy_and_assertions"))
+    support.submit_gradient(root, "patch_numpy_and_assertions",
+                            support.attack("patch_numpy_and_assertions", gradient="flipped_sign.py"))
     support.submit_gradient(root, "precomputed", _precomputed_attack(solution, datas))
     support.submit_gradient(root, "escape_and_fake_score", support.attack("escape_and_fake_score")
                             .replace("__COURSE_ROOT__", repr(str(root))).replace("__PORT__", str(listener.port)))
-    support.submit_gradient(root, "exhaust_resources", support.attack("exhaust_resources"),
+    support.submit_gradient(root, "exhaust_resources", support.attack("exhaust_resources", "solution", root),
                             extra_cells=["exhaust_memory()", "fill_disk()", "hang()"])
     support.submit_gradient(root, "crash_kernel", support.attack("crash_kernel"))
     # The gradebook before: every learner's submission exists, none is graded.
