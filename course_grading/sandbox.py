@@ -165,7 +165,7 @@ def _ancestors(path):
     return [str(Path(*parts[:i])) for i in range(2, len(parts))]
 
 
-def sandbox_command(settings, argv, *, workdir=None, seed_from=None, read_write=(), chdir=None):
+def sandbox_command(settings, argv, *, workdir=None, seed_from=None, read_write=()):
     """The bubblewrap command line that runs ``argv`` in the sandbox.
 
     Run as root, bubblewrap sets the sandbox up with root's rights (it can show
@@ -179,14 +179,13 @@ def sandbox_command(settings, argv, *, workdir=None, seed_from=None, read_write=
     argv : list of str
         The command to run inside.
     workdir : str or None
-        Path of the private, size-limited working directory (a fresh tmpfs).
+        Path of the private, size-limited working directory (a fresh tmpfs, also
+        the directory ``argv`` starts in; ``/tmp`` if None).
     seed_from : str, optional
         Directory whose files are copied into ``workdir`` before ``argv`` starts
         (shown read-only at ``/run/submission`` for the copy).
     read_write : sequence of str
         Directories shown writable at the same path (the kernel's connection files).
-    chdir : str, optional
-        Working directory for ``argv`` (default ``workdir``).
     """
     privileged = os.geteuid() == 0
     cmd = ["bwrap", "--die-with-parent", "--new-session", "--clearenv",
@@ -234,7 +233,7 @@ def sandbox_command(settings, argv, *, workdir=None, seed_from=None, read_write=
         env["COURSE_DATA_DIR"] = data_dirs[0]
     for key, value in sorted(env.items()):
         cmd += ["--setenv", key, value]
-    cmd += ["--chdir", chdir or workdir or "/tmp"]
+    cmd += ["--chdir", workdir or "/tmp"]
     # A short preparation inside the sandbox, then the command itself. The copy and the
     # chown only touch the sandbox's own tmpfs folders (/tmp and the working folder),
     # never a shown host folder (the kernel's runtime folder is prepared outside).
@@ -268,9 +267,9 @@ def prepare_for_sandbox_user(folder, *files):
     ``folder`` must be a private folder made for this grading run (see ``_check_private``);
     nothing else on the host ever changes owner.
     """
+    _check_private(folder)
     if os.geteuid() != 0:
         return
-    _check_private(folder)
     folder = os.path.realpath(folder)
     for path in files:
         if os.path.dirname(os.path.realpath(path)) != folder or os.path.islink(path):

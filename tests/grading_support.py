@@ -72,7 +72,7 @@ def _release(root, notebooks, last_cell):
     for path in source.glob("*.ipynb"):
         notebook = nbformat.read(path, as_version=4)
         ids = [cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in notebook.cells]
-        if last_cell in ids:
+        if last_cell is not None and last_cell in ids:
             notebook.cells = notebook.cells[:ids.index(last_cell) + 1]
             nbformat.write(notebook, path)
     nbgrader(root, "generate_assignment", ASSIGNMENT, "--force")

@@ -49,6 +49,7 @@ def parallel(submitted_course, tmp_path_factory):
 def test_parallel_grades_equal_sequential_autograde(sequential, parallel):
     root, result = parallel
     assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stderr == ""
     expected = support.scores(sequential / "gradebook.db")
     got = support.scores(root / "gradebook.db")
     assert got == expected

@@ -5,6 +5,7 @@ one submission per attack (``tests/attacks/``). Each test asserts what that atta
 """
 import hashlib
 import json
+import os
 import socket
 import threading
 
@@ -86,6 +87,9 @@ def graded(tmp_path_factory, solution, datas):
         result = support.course_grade(root, "--workers", "2", "--cell-timeout", str(CELL_TIMEOUT))
     finally:
         listener.close()
+    # Exit code 1: a submission failed (the crash); 2 would mean grading could not start,
+    # e.g. no working bubblewrap, and stderr says why.
+    assert result.returncode == 1 and not result.stderr, result.stdout + result.stderr
     return root, result, before, listener
 
 
@@ -189,3 +193,35 @@ def test_missing_bubblewrap_fails_with_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no bwrap on this PATH
     with pytest.raises(sandbox.SandboxUnavailable, match="--no-sandbox"):
         sandbox.check_available()
+
+
+def test_only_a_private_folder_is_ever_writable_or_handed_over(tmp_path):
+    """The sandbox refuses shared folders, and its chown touches only its own tmpfs."""
+    from course_grading import sandbox
+
+    settings = sandbox.SandboxSettings()
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    for folder in ("/tmp", "/", str(shared), os.path.expanduser("~")):
+        with pytest.raises(sandbox.SandboxUnavailable, match="refusing"):
+            sandbox.sandbox_command(settings, ["true"], read_write=[folder])
+        with pytest.raises(sandbox.SandboxUnavailable, match="refusing"):
+            sandbox.prepare_for_sandbox_user(folder)
+    with pytest.raises(sandbox.SandboxUnavailable, match="refusing"):
+        sandbox.sandbox_command(settings, ["true"], workdir="/usr/lib")
+
+    private = tmp_path / "runtime"
+    private.mkdir(mode=0o700)
+    workdir = str(tmp_path / "work")
+    command = sandbox.sandbox_command(settings, ["true"], workdir=workdir, seed_from=str(tmp_path),
+                                      read_write=[str(private)])
+    writable = [command[i + 2] for i, arg in enumerate(command) if arg == "--bind"]
+    assert writable == [str(private)]
+    # The working folder's tmpfs is mounted after every shown folder, so it hides any of them.
+    binds = [i for i, arg in enumerate(command) if arg in ("--bind", "--ro-bind")]
+    assert command.index("--tmpfs", command.index("--tmpfs") + 1) > max(binds)
+    assert command[command.index("--tmpfs", command.index("--tmpfs") + 1) + 1] == workdir
+    script = command[command.index("-c", command.index("/bin/sh")) + 1]
+    if os.geteuid() == 0:
+        assert f"chown -R 65534:65534 /tmp/home {workdir} " in script + " "
+        assert script.count("chown") == 1
