@@ -34,6 +34,7 @@ lab: $(STAMP) data
 
 bench: $(STAMP) data
 	$(PYTHON) benchmarks/bench_training.py
+	$(PYTHON) benchmarks/bench_widgets.py
 
 # The browser test needs Debian's Chromium and sandboxed grading needs bubblewrap;
 # installed when missing and we may.
