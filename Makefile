@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 
 # Is the data set where the lookup chain finds it, and intact?
 data: $(STAMP)
-	@$(PYTHON) -m course_utils.data
+	@$(PYTHON) -m course_utils
 
 # Release, autograde the example submissions, feedback, grades table (see README).
 demo: $(STAMP) data

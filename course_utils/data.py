@@ -160,7 +160,7 @@ def _splits_from_mat(content, path):
 
 
 def main():
-    """``python -m course_utils.data``: say where the data set is and whether it is intact."""
+    """``python -m course_utils``: say where the data set is and whether it is intact."""
     import sys
 
     try:
@@ -172,6 +172,3 @@ def main():
     print(f"Data set found and verified: {path}")
     return 0
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,5 +1,8 @@
 """Finding, verifying and loading data.mat."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import scipy.io
@@ -128,3 +131,12 @@ def test_checksum_is_computed_once_per_process(monkeypatch):
     data._verified_files.clear()
     load_data(path)
     assert hashed == [1]
+
+
+def test_command_line_check_reports_the_file_and_is_silent_on_stderr():
+    # `make data` runs this; nothing may reach stderr when the data set is fine.
+    completed = subprocess.run([sys.executable, "-m", "course_utils"], capture_output=True, text=True,
+                               timeout=120)
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.startswith("Data set found and verified: ")
+    assert completed.stderr == ""
