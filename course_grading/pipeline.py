@@ -21,6 +21,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 from .examples import ASSIGNMENT, EXAMPLES, write_submissions
+from .gradebook_sync import put_alembic_on_path
 
 COURSE = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -37,14 +38,12 @@ def nbgrader(course_root, *arguments):
     PipelineError
         If the command exits with an error.
     """
+    put_alembic_on_path()
     env = dict(os.environ)
     # One BLAS thread per kernel: several processes share the machine while grading.
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("MPLBACKEND", "Agg")
-    # nbgrader runs the `alembic` command of its own environment; a virtual environment
-    # used without activating it is not on PATH.
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     completed = subprocess.run([sys.executable, "-m", "nbgrader", *arguments], cwd=course_root,
                                capture_output=True, text=True, env=env)
     output = completed.stdout + completed.stderr
@@ -100,6 +99,7 @@ class NotebookScore:
 def scores(course_root, assignment=ASSIGNMENT):
     """``{student: {notebook: NotebookScore}}`` from the gradebook."""
     course_root = Path(course_root)
+    put_alembic_on_path()  # the Gradebook below runs nbgrader's `alembic` command
     table = {}
     with Gradebook(f"sqlite:///{course_root / 'gradebook.db'}") as gradebook:
         notebooks = [notebook.name for notebook in gradebook.find_assignment(assignment).notebooks]
