@@ -87,9 +87,12 @@ def _loss_from_log_prob(log_class_prob, target, model, wd_coefficient):
 
 def classification_performance(model, data):
     """Fraction of the cases in ``data`` that the model classifies wrongly (error rate)."""
-    class_input = forward_pass(model, data)[2]
+    return _error_rate(forward_pass(model, data)[2], data["target"])
+
+
+def _error_rate(class_input, target):
     choices = np.argmax(class_input, axis=0)
-    targets = np.argmax(data["target"], axis=0)
+    targets = np.argmax(target, axis=0)
     return float(np.mean(choices != targets))
 
 
