@@ -278,7 +278,7 @@ def prepare_for_sandbox_user(folder, *files):
         os.chown(path, UNPRIVILEGED_ID, UNPRIVILEGED_ID, follow_symlinks=False)
 
 
-def _die_with_parent():
+def die_with_parent():
     """Be killed when the grading process that started us dies."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
@@ -296,10 +296,10 @@ def enter(settings, argv, **kwargs):
             # set only when the sandbox runs as its own user, never for an
             # instructor's account.
             resource.setrlimit(resource.RLIMIT_NPROC, (settings.processes, settings.processes))
-        _die_with_parent()
+        die_with_parent()
         os.execvp(command[0], command)
     _set_limits(settings)
-    _die_with_parent()
+    die_with_parent()
     os.execvp(argv[0], argv)
 
 

@@ -13,11 +13,19 @@ which
 4. hands back the scores, the autograded files and any problems found.
 
 Nothing here writes to the course folder: the coordinator does.
+
+Starting Python and importing nbgrader takes about 5 s, as long as grading a
+short notebook. So the grading processes are forked from a warm server process
+that imported all that once (:mod:`multiprocessing`'s forkserver); each is still
+a fresh process that grades one submission and exits. Inside a daemonic process
+(a Dask worker), which may not have children of its own, each one is started
+with ``python -m course_grading.worker`` instead.
 """
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import json
+import multiprocessing
 import os
 import pickle
 import re
@@ -30,8 +38,6 @@ from pathlib import Path
 
 from . import sandbox
 
-PR_SET_PDEATHSIG = 1
-
 PROBLEM_PATTERNS = (
     ("MemoryError", "memory limit reached"),
     ("CellTimeoutError", "time limit of a cell reached"),
@@ -41,12 +47,70 @@ PROBLEM_PATTERNS = (
 )
 
 
-def _die_with_parent():
-    """Runs in the child before exec: killed if the grading process dies."""
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
+#: Imported once by the warm server process that grading processes are forked from.
+WARM_MODULES = ("course_grading.worker", "course_grading.gradebook_sync", "course_grading.recheck",
+                "nbgrader.apps.autogradeapp", "nbgrader.api", "nbclient", "course_utils",
+                "course_utils.checks", "course_utils.notebook_code")
+
+_forkserver = None
+
+
+def _warm_context():
+    """The forkserver context (started on first use), or None inside a daemonic process."""
+    global _forkserver
+    if multiprocessing.current_process().daemon:
+        return None
+    if _forkserver is None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(list(WARM_MODULES))
+        _forkserver = context
+    return _forkserver
+
+
+def _forked_main(task_file, result_file, log_file, private_tmp):
+    """Entry point of a grading process forked from the warm server: set up as
+    ``subprocess`` would have (own session, output to the log, private TMPDIR), then grade."""
+    os.setsid()
+    sandbox.die_with_parent()
+    log = os.open(log_file, os.O_WRONLY | os.O_APPEND)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.environ["TMPDIR"] = private_tmp
+    tempfile.tempdir = None  # the server may have looked it up already
+    main(task_file, result_file)
+
+
+def _run_grading_process(task_file, result_file, log_file, private_tmp, timeout):
+    """Run one grading process to its end; returns (finished, exit code).
+
+    ``finished`` is False when the process ran out of ``timeout`` seconds and was
+    killed with everything it started in its session.
+    """
+    context = _warm_context()
+    if context is not None:
+        process = context.Process(target=_forked_main, args=(task_file, result_file, log_file, private_tmp))
+        process.start()
+        process.join(timeout)
+        if process.exitcode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.join()
+            return False, process.exitcode
+        return True, process.exitcode
+    with open(log_file, "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "course_grading.worker", task_file, result_file],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "TMPDIR": private_tmp},
+            start_new_session=True, preexec_fn=sandbox.die_with_parent)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            return False, process.returncode
+    return True, process.returncode
 
 
 def grade_submission(task):
@@ -78,25 +142,18 @@ def grade_submission(task):
             pickle.dump(task, stream)
         private_tmp = os.path.join(scratch, "tmp")
         os.mkdir(private_tmp, 0o700)
-        with open(log_file, "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "course_grading.worker", task_file, result_file],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env={**os.environ, "TMPDIR": private_tmp},
-                start_new_session=True, preexec_fn=_die_with_parent)
-            try:
-                process.wait(timeout=task["timeout"])
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                result["reason"] = (f"did not finish within {task['timeout']:g} s (an endless loop or "
-                                    "a hang that ignored the cell time limit)")
+        Path(log_file).touch()
+        finished, exit_code = _run_grading_process(task_file, result_file, log_file, private_tmp,
+                                                   task["timeout"])
+        if not finished:
+            result["reason"] = (f"did not finish within {task['timeout']:g} s (an endless loop or "
+                                "a hang that ignored the cell time limit)")
         if result["reason"] is None:
             if os.path.exists(result_file):
                 with open(result_file, "rb") as stream:
                     result.update(pickle.load(stream))
             else:
-                result["reason"] = f"the grading process stopped (exit code {process.returncode})"
+                result["reason"] = f"the grading process stopped (exit code {exit_code})"
         if result["status"] == "failed":
             log_text = Path(log_file).read_text(errors="replace")
             result["log_tail"] = log_text[-5000:]
@@ -154,6 +211,9 @@ def build_scratch_course(task, scratch):
         # One kernel at a time per worker: a fixed connection file in the private
         # runtime folder (jupyter_client would otherwise put it in the shared /tmp).
         f"c.KernelManager.connection_file = {os.path.join(runtime, 'kernel.json')!r}",
+        # The scores are in once the last cell ran; a graceful shutdown only waits
+        # (about 1 s) for a sandbox that is thrown away anyway.
+        "c.Execute.shutdown_kernel = 'immediate'",
     ]
     if task.get("cell_timeout"):
         extra.append(f"c.Execute.timeout = {int(task['cell_timeout'])}")
@@ -193,10 +253,38 @@ def set_data_dir():
         pass
 
 
+class _CheckedSchemaValidation:
+    """``jsonschema.validate`` for nbgrader's cell metadata, checking its fixed schema only once.
+
+    nbgrader validates every cell's metadata with ``jsonschema.validate``, which
+    first checks the schema itself against the meta-schema: about 0.7 s of the
+    grading process's time per notebook, always with the same answer. Same
+    validator, same errors.
+    """
+
+    def __init__(self):
+        self.validators = {}
+
+    def validate(self, instance, schema):
+        import jsonschema
+
+        key = id(schema)
+        if key not in self.validators:
+            cls = jsonschema.validators.validator_for(schema)
+            cls.check_schema(schema)
+            self.validators[key] = (schema, cls(schema))  # the schema is kept alive with its id
+        error = jsonschema.exceptions.best_match(self.validators[key][1].iter_errors(instance))
+        if error is not None:
+            raise error
+
+
 def run_autograde(root, assignment_id, student_id):
     """nbgrader's own autograde of one student in the scratch course; returns its exit code."""
     from nbgrader.apps.autogradeapp import AutogradeApp
+    from nbgrader.nbgraderformat import common
 
+    if getattr(common, "jsonschema", None) is not None and hasattr(common.jsonschema, "validate"):
+        common.jsonschema = _CheckedSchemaValidation()
     os.chdir(root)
     app = AutogradeApp()
     try:
