@@ -14,7 +14,6 @@ import io
 import os
 import sys
 import time
-import traceback
 import warnings
 from numbers import Real
 
@@ -31,6 +30,7 @@ from .gradient_check import (
     check_gradient_structure,
 )
 from .network import N_CLASSES, forward_pass, initial_model
+from .notebook_code import learner_frame
 from .training import train
 
 # a2(0, 10, 30, 0.01, 0, False, 10): the training loss the learner reports in Exercise 2.
@@ -134,13 +134,10 @@ def _grading():
 
 
 def _where(error):
-    """'line N of your code: <text>' for the innermost frame outside course_utils."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
-              if not os.path.abspath(frame.filename).startswith(here)]
-    if not frames:
+    """' (line N of your code: <text>)' for the deepest frame in the learner's code, or ''."""
+    frame = learner_frame(error)
+    if frame is None:
         return ""
-    frame = frames[-1]
     line = f": {frame.line.strip()}" if frame.line else ""
     return f" (line {frame.lineno} of your code{line})"
 

@@ -5,9 +5,17 @@ and the tests take the instructor's solution from the source notebook, so that e
 exists in exactly one place.
 """
 
+import sysconfig
+import traceback
 from pathlib import Path
 
 import numpy as np
+
+# Frames in these folders are not the learner's code: this package, Python's own library
+# and installed packages such as NumPy.
+LIBRARY_FOLDERS = tuple(Path(folder).resolve() for folder in (
+    Path(__file__).parent, sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
+    sysconfig.get_paths()["platlib"]))
 
 
 def learner_namespace():
@@ -19,6 +27,27 @@ def learner_namespace():
     namespace = {name: getattr(network, name) for name in names}
     namespace.update(np=np, __name__="__notebook__")
     return namespace
+
+
+def learner_frame(error):
+    """The deepest frame of ``error``'s traceback that is in the learner's code, or None.
+
+    Frames of ``course_utils``, Python's library and installed packages do not count, nor
+    a lambda that a notebook passes on (the mistake is in the function it calls).
+
+    Returns
+    -------
+    traceback.FrameSummary or None
+        ``lineno``, ``name`` (the function) and ``line`` (the code) of that frame.
+    """
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if frame.name != "<lambda>" and not _in_library(frame.filename)]
+    return frames[-1] if frames else None
+
+
+def _in_library(filename):
+    path = Path(filename).resolve()
+    return "-packages" in filename or any(path.is_relative_to(folder) for folder in LIBRARY_FOLDERS)
 
 
 def cell_source(path, grade_id):

@@ -11,9 +11,7 @@ update while training runs and need no extra JupyterLab extension.
 
 import html
 import io
-import sysconfig
 import time
-import traceback
 import warnings
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -28,6 +26,7 @@ from threadpoolctl import threadpool_limits
 from .data import DataError, load_data
 from .gradient_check import GradientCheckError, check_gradient
 from .network import forward_pass, initial_model, loss
+from .notebook_code import learner_frame
 from .training import train
 
 # The settings of Exercise 3.
@@ -531,13 +530,6 @@ def show_misclassified(model, data, count=8):
 
 # --------------------------------------------------------------------------- messages
 
-# Frames in these folders are not the learner's code: this package, Python's own library
-# and installed packages such as NumPy.
-LIBRARY_FOLDERS = tuple(Path(folder).resolve() for folder in (
-    Path(__file__).parent, sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["purelib"],
-    sysconfig.get_paths()["platlib"]))
-
-
 def failure_message(error):
     """A short HTML message for the learner: what failed and where to look.
 
@@ -581,23 +573,12 @@ def failure_message(error):
 
 
 def _learner_line(error):
-    """'line N of function: code' of the deepest traceback frame in the learner's code, or ''.
-
-    The lambda that the notebook passes to the widget is not counted: the mistake is in the
-    function it calls.
-    """
-    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
-              if frame.name != "<lambda>" and not _in_library(frame.filename)]
-    if not frames:
+    """'line N of function: code' of the deepest traceback frame in the learner's code, or ''."""
+    frame = learner_frame(error)
+    if frame is None:
         return ""
-    frame = frames[-1]
     code = f": {frame.line.strip()}" if frame.line else ""
     return f"line {frame.lineno} of {frame.name}{code}"
-
-
-def _in_library(filename):
-    path = Path(filename).resolve()
-    return "-packages" in filename or any(path.is_relative_to(folder) for folder in LIBRARY_FOLDERS)
 
 
 def _shorten(text, limit=600):

@@ -140,6 +140,16 @@ def test_a_transposed_target_is_caught_on_ten_cases(datas):
         checks.check_uses_backpropagation(gradient, datas)
 
 
+def test_an_error_inside_numpy_is_placed_on_the_learners_line(datas):
+    def d_loss_by_d_model(model, data, wd_coefficient):
+        # np.hstack raises from NumPy's own Python code, one frame deeper than this line.
+        return {"input_to_hid": np.hstack([model["input_to_hid"], data["inputs"]])}
+
+    line = d_loss_by_d_model.__code__.co_firstlineno + 2
+    with pytest.raises(AssertionError, match=f"line {line} of your code: return"):
+        checks.check_gradient_on_training_set(d_loss_by_d_model, datas)
+
+
 def test_learner_output_on_stderr_is_swallowed(capfd, datas):
     noisy = answer("noisy_stderr.py")
     checks.check_gradient_on_training_set(noisy, datas)
