@@ -12,14 +12,20 @@ export OMP_NUM_THREADS ?= 1
 
 .PHONY: demo test lab bench data system-packages clean
 
+# Bytecode is compiled at install time: learner code runs where Python cannot write
+# its caches (the grading sandbox; machines with PYTHONDONTWRITEBYTECODE set), and
+# without them every kernel would compile IPython and the rest again (kernel start
+# 1.8 s instead of 0.6 s here).
 $(STAMP): pyproject.toml
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@test -x $(PYTHON) || $(UV) venv --quiet $(VENV)
-	$(UV) pip install --quiet -p $(PYTHON) -e '.[test]'
+	$(UV) pip install --quiet --compile-bytecode -p $(PYTHON) -e '.[test]'
 	@touch $@
 
-# Is the data set where the lookup chain finds it, and intact?
+# Is the data set where the lookup chain finds it, and intact? (And this project's own
+# bytecode up to date, for the same reason as above: an editable install is not compiled.)
 data: $(STAMP)
+	@$(PYTHON) -m compileall -q course_utils course_grading >/dev/null
 	@$(PYTHON) -m course_utils
 
 # Release, autograde the example submissions, feedback, grades table (see README).
