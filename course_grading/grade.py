@@ -28,7 +28,7 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from . import gradebook_sync, sandbox
 from .recheck import GRADIENT_CELL, GRADIENT_NAME
-from .worker import grade_submission, set_data_dir
+from .worker import check_scratch_root, grade_submission, set_data_dir, start_warm_server
 
 DEFAULT_TIMEOUT = 1200.0
 
@@ -269,8 +269,12 @@ def grade_assignment(course_root, assignment_id, *, students=None, workers=None,
     if settings.enabled:
         try:
             sandbox.check_available()
-        except sandbox.SandboxUnavailable as error:
+            if not scheduler:
+                check_scratch_root()
+        except (sandbox.SandboxUnavailable, ValueError) as error:
             raise GradingError(str(error)) from None
+    if not scheduler:
+        start_warm_server()
     course = Course(course_root, assignment_id, settings=settings, cell_timeout=cell_timeout,
                     timeout=timeout, recheck=recheck)
     found = find_submissions(course.coursedir, assignment_id, students)

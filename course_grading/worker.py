@@ -47,6 +47,23 @@ PROBLEM_PATTERNS = (
 )
 
 
+#: A Unix socket's path holds at most 107 bytes (``sun_path``, with the final NUL).
+SOCKET_PATH_LIMIT = 107
+#: What follows the scratch root in the path of a sandboxed kernel's sockets.
+_SOCKET_SUFFIX = os.path.join("course-grade-xxxxxxxx", "runtime", "kernel-ipc-99")
+
+
+def check_scratch_root(scratch_root=None):
+    """Raise ValueError unless a sandboxed kernel's sockets fit under ``scratch_root``
+    (default: ``TMPDIR``); zmq would otherwise fail with 'File name too long'."""
+    root = os.path.abspath(scratch_root or tempfile.gettempdir())
+    if len(os.path.join(root, _SOCKET_SUFFIX).encode()) > SOCKET_PATH_LIMIT:
+        limit = SOCKET_PATH_LIMIT - len(_SOCKET_SUFFIX) - 1
+        raise ValueError(f"The scratch folder {root} has too long a path for the sockets of the "
+                         f"sandboxed kernels (at most {limit} characters): set TMPDIR to a shorter "
+                         "folder, e.g. TMPDIR=/tmp.")
+
+
 #: Imported once by the warm server process that grading processes are forked from.
 WARM_MODULES = ("course_grading.worker", "course_grading.gradebook_sync", "course_grading.recheck",
                 "nbgrader.apps.autogradeapp", "nbgrader.api", "nbclient", "course_utils",
@@ -65,6 +82,15 @@ def _warm_context():
         context.set_forkserver_preload(list(WARM_MODULES))
         _forkserver = context
     return _forkserver
+
+
+def start_warm_server():
+    """Start the warm server now, so that its imports overlap with the coordinator's setup."""
+    context = _warm_context()
+    if context is not None:
+        import multiprocessing.forkserver
+
+        multiprocessing.forkserver.ensure_running()
 
 
 def _forked_main(task_file, result_file, log_file, private_tmp):
@@ -138,11 +164,14 @@ def grade_submission(task):
         task_file = os.path.join(scratch, "task.pickle")
         result_file = os.path.join(scratch, "result.pickle")
         log_file = os.path.join(scratch, "autograde.log")
-        with open(task_file, "wb") as stream:
+        # The scratch folder is passable (0711) so that the sandbox user reaches its runtime
+        # folder; what it holds (the learner's files, the assignment's definitions) is the
+        # instructor's alone.
+        with open(os.open(task_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as stream:
             pickle.dump(task, stream)
         private_tmp = os.path.join(scratch, "tmp")
         os.mkdir(private_tmp, 0o700)
-        Path(log_file).touch()
+        Path(log_file).touch(mode=0o600)
         finished, exit_code = _run_grading_process(task_file, result_file, log_file, private_tmp,
                                                    task["timeout"])
         if not finished:
@@ -195,6 +224,8 @@ c.Autograde.create_student = True
 def build_scratch_course(task, scratch):
     """Lay out the scratch course for ``task`` in ``scratch``; return its settings."""
     settings = sandbox.SandboxSettings.from_json(task["sandbox"])
+    if settings.enabled:
+        check_scratch_root(os.path.dirname(scratch))
     root = os.path.join(scratch, "course")
     os.makedirs(root)
     with open(os.path.join(root, "gradebook.db"), "wb") as stream:
@@ -360,6 +391,7 @@ def apply_recheck(task, root, record, settings):
 def main(task_file, result_file):
     from .gradebook_sync import put_alembic_on_path, read_submission
 
+    os.umask(0o077)  # the scratch course is private (see grade_submission)
     with open(task_file, "rb") as stream:
         task = pickle.load(stream)
     scratch = os.path.dirname(os.path.abspath(task_file))

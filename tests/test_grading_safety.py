@@ -6,8 +6,12 @@ one submission per attack (``tests/attacks/``). Each test asserts what that atta
 import hashlib
 import json
 import os
+import shutil
 import socket
+import tempfile
 import threading
+import time
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -225,3 +229,54 @@ def test_only_a_private_folder_is_ever_writable_or_handed_over(tmp_path):
     if os.geteuid() == 0:
         assert f"chown -R 65534:65534 /tmp/home {workdir} " in script + " "
         assert script.count("chown") == 1
+
+
+def test_the_scratch_folder_is_private_while_grading(tmp_path):
+    """Other users of the machine cannot read a submission or the assignment's definitions
+    from a worker's scratch folder: it is only passable (0711), and everything in it is private
+    (the runtime folder belongs to the sandbox user)."""
+    from course_grading import gradebook_sync, grade, sandbox, worker
+
+    gradebook_sync.put_alembic_on_path()
+    worker.set_data_dir()
+    root = support.released_course(tmp_path / "course")
+    support.submit_examples(root, ["correct"])
+    # Short, for the kernel's sockets (see the next test); mkdtemp makes it 0700.
+    scratch_root = Path(tempfile.mkdtemp(prefix="scratch-"))
+    course = grade.Course(str(root), support.ASSIGNMENT, settings=sandbox.SandboxSettings(),
+                          scratch_root=str(scratch_root))
+    task = course.make_task("correct")
+    seen, done = {}, threading.Event()
+
+    def watch():
+        while not done.is_set():
+            for scratch in scratch_root.glob("course-grade-*"):
+                try:
+                    seen["."] = scratch.stat().st_mode & 0o777
+                    for entry in scratch.iterdir():
+                        seen[entry.name] = entry.lstat().st_mode & 0o777
+                except FileNotFoundError:
+                    pass
+            time.sleep(0.02)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        result = worker.grade_submission(task)
+    finally:
+        done.set()
+        watcher.join()
+        shutil.rmtree(scratch_root)
+    assert result["status"] == "graded", result.get("log_tail")
+    assert {"task.pickle", "autograde.log", "course", "runtime", "tmp"} <= set(seen), seen
+    assert seen.pop(".") == 0o711
+    assert {name: oct(mode) for name, mode in seen.items() if mode & 0o077} == {}
+
+
+def test_a_scratch_folder_too_long_for_the_kernels_sockets_is_refused_up_front(tmp_path):
+    root = support.released_course(tmp_path / "course")
+    deep = tmp_path / ("x" * 60)
+    deep.mkdir()
+    result = support.course_grade(root, env={**os.environ, "TMPDIR": str(deep)})
+    assert result.returncode == 2
+    assert "too long a path" in result.stderr and "TMPDIR" in result.stderr
