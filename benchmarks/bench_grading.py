@@ -11,6 +11,9 @@ times and whether the gradebooks agree cell by cell.
 
 With ``--sequential K`` (K < N) the baseline grades only the first K submissions and its
 time for N is extrapolated linearly (said so in the output); grades are compared on those K.
+
+It also prints the CPU time the whole machine spent in each phase (meaningful on an
+otherwise quiet machine): the work per submission, against what the cores can give.
 """
 import argparse
 import os
@@ -18,6 +21,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
@@ -65,13 +70,13 @@ def main(argv=None):
             (sequential_root / "submitted" / student / "backprop").rmdir()
             (sequential_root / "submitted" / student).rmdir()
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), busy_cpu_seconds()
         result = support.course_grade(parallel_root, "--workers", str(args.workers), "--quiet", timeout=4 * 3600)
-        parallel_seconds = time.perf_counter() - started
+        parallel_seconds, parallel_cpu = time.perf_counter() - started, busy_cpu_seconds() - cpu
 
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), busy_cpu_seconds()
         support.nbgrader(sequential_root, "autograde", support.ASSIGNMENT, check=False)
-        sequential_seconds = time.perf_counter() - started
+        sequential_seconds, sequential_cpu = time.perf_counter() - started, busy_cpu_seconds() - cpu
 
         got = support.scores(parallel_root / "gradebook.db")
         expected = support.scores(sequential_root / "gradebook.db")
@@ -89,12 +94,23 @@ def main(argv=None):
     else:
         print(f"nbgrader autograde (sequential, baseline): {sequential_seconds:.1f} s for {sequential_count}; "
               f"{sequential_seconds * scale:.1f} s for {args.submissions} (extrapolated)")
+    print(f"CPU time of the machine: course-grade {parallel_cpu:.1f} s ({parallel_cpu / args.submissions:.1f} s "
+          f"per submission), nbgrader {sequential_cpu:.1f} s ({sequential_cpu / sequential_count:.1f} s per "
+          f"submission); {os.cpu_count()} cores give {os.cpu_count() * 240} CPU seconds in 240 s "
+          f"({os.cpu_count() * 240 / args.submissions:.1f} per submission)")
     print(f"Speed-up: {sequential_seconds * scale / parallel_seconds:.2f}x; "
           f"target for 100 submissions: 240 s")
     print(f"Grades identical on the {sequential_count} graded both ways: {compared == expected} "
           f"({len(expected)} cell grades compared)")
     if failed:
         print("Failed:", failed)
+
+
+def busy_cpu_seconds():
+    """CPU seconds the whole machine has spent working since boot (user, nice, system,
+    interrupts; not idle, waiting for the disk, or taken by the hypervisor)."""
+    times = psutil.cpu_times()
+    return sum(getattr(times, name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
 
 
 if __name__ == "__main__":
