@@ -167,8 +167,7 @@ def grade_submission(task):
         # The scratch folder is passable (0711) so that the sandbox user reaches its runtime
         # folder; what it holds (the learner's files, the assignment's definitions) is the
         # instructor's alone.
-        with open(os.open(task_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as stream:
-            pickle.dump(task, stream)
+        _write_private(task_file, pickle.dumps(task))
         private_tmp = os.path.join(scratch, "tmp")
         os.mkdir(private_tmp, 0o700)
         Path(log_file).touch(mode=0o600)
@@ -189,6 +188,12 @@ def grade_submission(task):
             result["reason"] = result["reason"] or failure_reason(log_text)
     result["seconds"] = time.monotonic() - started
     return result
+
+
+def _write_private(path, content):
+    """Write a new file that only the instructor may read."""
+    with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as stream:
+        stream.write(content)
 
 
 # --- inside the child process -----------------------------------------------------------------
@@ -227,7 +232,7 @@ def build_scratch_course(task, scratch):
     if settings.enabled:
         check_scratch_root(os.path.dirname(scratch))
     root = os.path.join(scratch, "course")
-    os.makedirs(root)
+    os.mkdir(root, 0o700)  # private, like everything at the top of the scratch folder
     with open(os.path.join(root, "gradebook.db"), "wb") as stream:
         stream.write(task["template_db"])
     _write_files(os.path.join(root, task["submission_path"]), task["submission_files"])
@@ -256,7 +261,8 @@ def build_scratch_course(task, scratch):
         extra="\n".join(extra)))
 
     settings_file = os.path.join(scratch, "sandbox.json")
-    Path(settings_file).write_text(settings.to_json())
+    _write_private(settings_file, settings.to_json().encode())
+    os.mkdir(os.path.join(scratch, "jupyter"), 0o700)
     for name in task["kernel_names"]:
         kernel_dir = os.path.join(scratch, "jupyter", "kernels", name)
         os.makedirs(kernel_dir)
@@ -391,7 +397,6 @@ def apply_recheck(task, root, record, settings):
 def main(task_file, result_file):
     from .gradebook_sync import put_alembic_on_path, read_submission
 
-    os.umask(0o077)  # the scratch course is private (see grade_submission)
     with open(task_file, "rb") as stream:
         task = pickle.load(stream)
     scratch = os.path.dirname(os.path.abspath(task_file))
@@ -411,8 +416,7 @@ def main(task_file, result_file):
     else:
         sys.stdout.flush()
         result["status"] = "failed"
-    with open(result_file + ".part", "wb") as stream:
-        pickle.dump(result, stream)
+    _write_private(result_file + ".part", pickle.dumps(result))
     os.replace(result_file + ".part", result_file)
 
 

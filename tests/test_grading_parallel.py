@@ -61,6 +61,16 @@ def test_parallel_grades_equal_sequential_autograde(sequential, parallel):
     assert f"graded {len(STUDENTS)}, failed 0" in result.stdout
 
 
+def test_autograded_files_have_nbgraders_names_and_permissions(sequential, parallel):
+    def files(root):
+        return {str(path.relative_to(root)): oct(path.stat().st_mode & 0o777)
+                for path in sorted((root / "autograded").rglob("*")) if path.is_file()}
+
+    expected = files(sequential)
+    assert len(expected) >= 2 * len(STUDENTS)  # a notebook and a timestamp each
+    assert files(parallel[0]) == expected
+
+
 def test_formgrader_api_shows_the_grades(sequential, parallel):
     from nbgrader.apps.api import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
