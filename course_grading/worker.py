@@ -182,6 +182,9 @@ def grade_submission(task):
                     result.update(pickle.load(stream))
             else:
                 result["reason"] = f"the grading process stopped (exit code {exit_code})"
+                error = _last_exception(Path(log_file).read_text(errors="replace"))
+                if error:
+                    result["reason"] += f": {error}"
         if result["status"] == "failed":
             log_text = Path(log_file).read_text(errors="replace")
             result["log_tail"] = log_text[-5000:]
@@ -360,8 +363,13 @@ def failure_reason(log_text):
     for pattern, reason in known:
         if pattern in log_text:
             return reason
+    return _last_exception(log_text) or "nbgrader could not autograde it"
+
+
+def _last_exception(log_text):
+    """The last 'SomeError: message' line of a log, or None."""
     exceptions = re.findall(r"^\s*([A-Za-z_.]*(?:Error|Exception)\b[^\n]*)$", log_text, re.MULTILINE)
-    return exceptions[-1].strip()[:300] if exceptions else "nbgrader could not autograde it"
+    return exceptions[-1].strip()[:300] if exceptions else None
 
 
 def apply_recheck(task, root, record, settings):

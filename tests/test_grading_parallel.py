@@ -140,3 +140,16 @@ def test_dask_cluster_on_loopback(submitted_course, sequential, tmp_path):
     assert sorted(summary["graded"]) == chosen and not summary["failed"]
     expected = {key: value for key, value in support.scores(sequential / "gradebook.db").items() if key[0] in chosen}
     assert support.scores(root / "gradebook.db") == expected
+
+
+def test_a_grading_process_that_stops_says_why(submitted_course, tmp_path):
+    """The process itself fails (here: a task without the source files), not the learner's
+    code: the reason names the exit code and the error from its log."""
+    from course_grading import grade, sandbox, worker
+
+    course = grade.Course(str(submitted_course), support.ASSIGNMENT, settings=sandbox.SandboxSettings())
+    task = course.make_task("correct")
+    del task["source_files"]
+    result = worker.grade_submission(task)
+    assert result["status"] == "failed"
+    assert result["reason"].startswith("the grading process stopped (exit code 1): KeyError: 'source_files'")
