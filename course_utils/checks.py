@@ -30,7 +30,7 @@ from .gradient_check import (
     check_gradient_structure,
 )
 from .network import N_CLASSES, forward_pass, initial_model
-from .notebook_code import learner_frame
+from .notebook_code import learner_line
 from .training import train
 
 # a2(0, 10, 30, 0.01, 0, False, 10): the training loss the learner reports in Exercise 2.
@@ -135,11 +135,8 @@ def _grading():
 
 def _where(error):
     """' (line N of your code: <text>)' for the deepest frame in the learner's code, or ''."""
-    frame = learner_frame(error)
-    if frame is None:
-        return ""
-    line = f": {frame.line.strip()}" if frame.line else ""
-    return f" (line {frame.lineno} of your code{line})"
+    line = learner_line(error, of="your code")
+    return f" ({line})" if line else ""
 
 
 def learner_code(function, *args, name="d_loss_by_d_model"):

@@ -29,20 +29,21 @@ def learner_namespace():
     return namespace
 
 
-def learner_frame(error):
-    """The deepest frame of ``error``'s traceback that is in the learner's code, or None.
+def learner_line(error, of=None):
+    """Where ``error`` happened in the learner's code: 'line N of <of>: <code>', or ''.
 
-    Frames of ``course_utils``, Python's library and installed packages do not count, nor
-    a lambda that a notebook passes on (the mistake is in the function it calls).
-
-    Returns
-    -------
-    traceback.FrameSummary or None
-        ``lineno``, ``name`` (the function) and ``line`` (the code) of that frame.
+    That is the deepest frame of the traceback in the learner's code: frames of
+    ``course_utils``, Python's library and installed packages do not count, nor a lambda
+    that a notebook passes on (the mistake is in the function it calls). ``of`` names the
+    code (default: that frame's function).
     """
     frames = [frame for frame in traceback.extract_tb(error.__traceback__)
               if frame.name != "<lambda>" and not _in_library(frame.filename)]
-    return frames[-1] if frames else None
+    if not frames:
+        return ""
+    frame = frames[-1]
+    code = f": {frame.line.strip()}" if frame.line else ""
+    return f"line {frame.lineno} of {of or frame.name}{code}"
 
 
 def _in_library(filename):

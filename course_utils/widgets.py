@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 from .data import DataError, load_data
 from .gradient_check import GradientCheckError, check_gradient
 from .network import forward_pass, initial_model, loss
-from .notebook_code import learner_frame
+from .notebook_code import learner_line
 from .training import train
 
 # The settings of Exercise 3.
@@ -540,7 +540,7 @@ def failure_message(error):
     where = ("Fix the <code>d_loss_by_d_model</code> cell, run it again, check it with "
              "<code>test_gradient(initial_model(10), datas['train'], 0)</code>, then click again.")
     name = type(error).__name__
-    line = _learner_line(error)
+    line = learner_line(error)
     if isinstance(error, GradientCheckError):
         part = f" ({error.part})" if error.part else ""
         what = f"Your d_loss_by_d_model did not pass the gradient test{part}."
@@ -570,15 +570,6 @@ def failure_message(error):
         f"<b>{html.escape(what)}</b> Nothing was trained.<br>{detail}"
         f"{'<br>' + where if where else ''}</div>"
     )
-
-
-def _learner_line(error):
-    """'line N of function: code' of the deepest traceback frame in the learner's code, or ''."""
-    frame = learner_frame(error)
-    if frame is None:
-        return ""
-    code = f": {frame.line.strip()}" if frame.line else ""
-    return f"line {frame.lineno} of {frame.name}{code}"
 
 
 def _shorten(text, limit=600):
