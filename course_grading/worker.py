@@ -173,21 +173,20 @@ def grade_submission(task):
         Path(log_file).touch(mode=0o600)
         finished, exit_code = _run_grading_process(task_file, result_file, log_file, private_tmp,
                                                    task["timeout"])
+        stopped = not os.path.exists(result_file)
         if not finished:
             result["reason"] = (f"did not finish within {task['timeout']:g} s (an endless loop or "
                                 "a hang that ignored the cell time limit)")
-        if result["reason"] is None:
-            if os.path.exists(result_file):
-                with open(result_file, "rb") as stream:
-                    result.update(pickle.load(stream))
-            else:
-                result["reason"] = f"the grading process stopped (exit code {exit_code})"
-                error = _last_exception(Path(log_file).read_text(errors="replace"))
-                if error:
-                    result["reason"] += f": {error}"
+        elif not stopped:
+            with open(result_file, "rb") as stream:
+                result.update(pickle.load(stream))
         if result["status"] == "failed":
             log_text = Path(log_file).read_text(errors="replace")
             result["log_tail"] = log_text[-5000:]
+            if finished and stopped:
+                error = _last_exception(log_text)
+                result["reason"] = (f"the grading process stopped (exit code {exit_code})"
+                                    + (f": {error}" if error else ""))
             result["reason"] = result["reason"] or failure_reason(log_text)
     result["seconds"] = time.monotonic() - started
     return result
