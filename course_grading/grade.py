@@ -27,7 +27,6 @@ from sqlalchemy.exc import SAWarning
 from traitlets.config.loader import PyFileConfigLoader
 
 from . import gradebook_sync, sandbox
-from .recheck import GRADIENT_CELL, GRADIENT_NAME
 from .worker import check_scratch_root, grade_submission, set_data_dir, start_warm_server
 
 DEFAULT_TIMEOUT = 1200.0
@@ -86,30 +85,11 @@ def _read_tree(root, skip_notebooks=False):
     return files
 
 
-def setup_code(notebook_path, before_cell):
-    """The instructor's locked code cells before ``before_cell`` in a source notebook, as Python.
-
-    IPython magics (``%matplotlib inline``) are left out. Empty if the notebook is missing.
-    """
-    import nbformat
-
-    if not os.path.isfile(notebook_path):
-        return ""
-    lines = []
-    for cell in nbformat.read(notebook_path, as_version=4).cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("grade_id") == before_cell:
-            break
-        if cell.cell_type == "code" and meta.get("locked") and not meta.get("grade") and not meta.get("solution"):
-            lines += [line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))]
-    return "\n".join(lines) + "\n"
-
-
 class Course:
     """What every task of one grading run shares."""
 
     def __init__(self, course_root, assignment_id, *, settings, cell_timeout=None,
-                 timeout=DEFAULT_TIMEOUT, recheck=True, scratch_root=None):
+                 timeout=DEFAULT_TIMEOUT, scratch_root=None):
         self.coursedir, self.config_text = load_course(course_root)
         self.assignment_id = assignment_id
         self.db_path = _db_path(self.coursedir)
@@ -126,7 +106,6 @@ class Course:
         self.settings = settings
         self.cell_timeout = cell_timeout
         self.timeout = timeout
-        self.recheck = recheck
         self.scratch_root = scratch_root
         with tempfile.TemporaryDirectory(prefix="course-grade-template-") as work:
             template = os.path.join(work, "template.db")
@@ -134,12 +113,8 @@ class Course:
             self.template_db = Path(template).read_bytes()
             template_url = "sqlite:///" + template
             self.kernel_names = gradebook_sync.kernel_names(template_url, assignment_id)
-            self.gradient_cells = gradebook_sync.gradient_test_cells(template_url, assignment_id,
-                                                                     GRADIENT_CELL, GRADIENT_NAME)
         source = self.coursedir.format_path(self.coursedir.source_directory, ".", assignment_id)
         self.source_files = _read_tree(source, skip_notebooks=True) if os.path.isdir(source) else {}
-        self.gradient_setup = {name: setup_code(os.path.join(source, f"{name}.ipynb"), GRADIENT_CELL)
-                               for name in self.gradient_cells}
 
     def relative(self, step, student_id):
         return os.path.relpath(self.coursedir.format_path(step, student_id, self.assignment_id),
@@ -157,15 +132,12 @@ class Course:
                     self.coursedir.source_directory, ".", self.assignment_id), self.coursedir.root),
                 "source_files": self.source_files, "course_config": self.config_text,
                 "template_db": self.template_db, "kernel_names": self.kernel_names,
-                "gradient_cells": self.gradient_cells, "gradient_setup": self.gradient_setup,
-                "recheck": self.recheck,
-                "recheck_timeout": min(600.0, self.timeout / 2),
                 "sandbox": self.settings.to_json(), "cell_timeout": self.cell_timeout,
                 "timeout": self.timeout, "scratch_root": self.scratch_root}
 
     def write_autograded(self, result):
-        """Replace the learner's autograded folder with the worker's (removed for a failure,
-        as nbgrader does)."""
+        """Replace the learner's autograded folder with the worker's. A failed grading
+        leaves the folder of an earlier grading as it was, like its grades."""
         dest = self.coursedir.format_path(self.coursedir.autograded_directory, result["student_id"],
                                           self.assignment_id)
         staging = dest + ".incoming"
@@ -175,8 +147,8 @@ class Course:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             Path(path).write_bytes(content)
             os.chmod(path, mode)
-        shutil.rmtree(dest, ignore_errors=True)
         if result["status"] == "graded":
+            shutil.rmtree(dest, ignore_errors=True)
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             os.replace(staging, dest)
         else:
@@ -215,7 +187,7 @@ def _failure(task, error):
     return {"assignment_id": task["assignment_id"], "student_id": task["student_id"],
             "digest": task["digest"], "status": "failed", "submission": None, "autograded_files": {},
             "reason": f"the worker failed: {type(error).__name__}: {error}", "problems": [],
-            "recheck_reasons": [], "seconds": None}
+            "verdict_notes": [], "seconds": None}
 
 
 class Progress:
@@ -249,7 +221,7 @@ class Progress:
 
 def grade_assignment(course_root, assignment_id, *, students=None, workers=None, scheduler=None,
                      settings=None, cell_timeout=None, timeout=DEFAULT_TIMEOUT, force=False,
-                     retry_failed=False, recheck=True, progress=True, out=sys.stdout):
+                     retry_failed=False, progress=True, out=sys.stdout):
     """Grade the submissions of ``assignment_id``; returns the summary (a dict).
 
     Parameters
@@ -276,7 +248,7 @@ def grade_assignment(course_root, assignment_id, *, students=None, workers=None,
     if not scheduler:
         start_warm_server()
     course = Course(course_root, assignment_id, settings=settings, cell_timeout=cell_timeout,
-                    timeout=timeout, recheck=recheck)
+                    timeout=timeout)
     found = find_submissions(course.coursedir, assignment_id, students)
     with Gradebook(course.coursedir.db_url) as gb:
         finished = gradebook_sync.journal(gb, assignment_id)
@@ -291,7 +263,7 @@ def grade_assignment(course_root, assignment_id, *, students=None, workers=None,
             tasks.append(task)
     workers = workers or os.cpu_count() or 1
     summary = {"assignment_id": assignment_id, "graded": [], "failed": {}, "problems": {},
-               "rechecked": {}, "skipped": skipped, "seconds": 0.0}
+               "learner_process": {}, "skipped": skipped, "seconds": 0.0}
     started = time.monotonic()
     if progress:
         where = f"on {scheduler}" if scheduler else f"{workers} at a time"
@@ -312,8 +284,8 @@ def grade_assignment(course_root, assignment_id, *, students=None, workers=None,
             summary["failed"][student] = result["reason"]
         if result["problems"]:
             summary["problems"][student] = result["problems"]
-        if result["recheck_reasons"]:
-            summary["rechecked"][student] = result["recheck_reasons"]
+        if result.get("verdict_notes"):
+            summary["learner_process"][student] = result["verdict_notes"]
         bar.update(result)
     summary["seconds"] = time.monotonic() - started
     if progress:
@@ -331,9 +303,10 @@ def format_summary(summary):
         lines.append("Graded, with cells stopped by a limit:")
         for student, problems in sorted(summary["problems"].items()):
             lines += [f"  {student}: {problem}" for problem in problems]
-    if summary["rechecked"]:
-        lines.append("Points taken back by the isolated re-check of the gradient:")
-        for student, reasons in sorted(summary["rechecked"].items()):
+    if summary["learner_process"]:
+        lines.append("Graded, with test cells failed because the learner's code misbehaved in the grader's "
+                     "process (a crash, a time-out, a malformed message or a lost answer):")
+        for student, reasons in sorted(summary["learner_process"].items()):
             lines += [f"  {student}: {reason}" for reason in reasons]
     return "\n".join(lines) + "\n"
 
@@ -350,7 +323,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="course-grade",
         description="Autograde every submission of an assignment in parallel, in a sandbox, "
-                    "with an isolated re-check of the gradient. Run it again after an "
+                    "with every test decided outside the learner's kernel. Run it again after an "
                     "interruption: it grades only what is not finished.")
     parser.add_argument("assignment", help="assignment id, e.g. backprop")
     parser.add_argument("--course", default=".", help="nbgrader course folder (default: current folder)")
@@ -368,7 +341,6 @@ def main(argv=None):
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run learner code without bubblewrap (resource limits only). Only where "
                              "bwrap is unavailable and learners' code is trusted.")
-    parser.add_argument("--no-recheck", action="store_true", help="skip the isolated re-check of the gradient")
     parser.add_argument("--quiet", action="store_true", help="print only the summary's failures")
     args = parser.parse_args(argv)
     settings = sandbox.SandboxSettings(enabled=not args.no_sandbox, memory=_size(args.memory),
@@ -377,7 +349,7 @@ def main(argv=None):
         summary = grade_assignment(args.course, args.assignment, students=args.student, workers=args.workers,
                                    scheduler=args.scheduler, settings=settings, cell_timeout=args.cell_timeout,
                                    timeout=args.timeout, force=args.force, retry_failed=args.retry_failed,
-                                   recheck=not args.no_recheck, progress=not args.quiet)
+                                   progress=not args.quiet)
     except GradingError as error:
         print(f"course-grade: {error}", file=sys.stderr)
         return 2

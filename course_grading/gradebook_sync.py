@@ -53,32 +53,6 @@ def make_template(course_db, template_path):
     target.close()
 
 
-def gradient_test_cells(db_url, assignment_id, solution_cell, function_name):
-    """The test cells that test the function defined in ``solution_cell``.
-
-    Returns
-    -------
-    dict
-        notebook name -> {grade_id: (instructor source, max score)}, for the
-        notebooks of ``assignment_id`` that have the solution cell ``solution_cell``;
-        the test cells are the autograded code cells whose source names ``function_name``.
-    """
-    found = {}
-    with Gradebook(db_url) as gb:
-        assignment = gb.find_assignment(assignment_id)
-        for notebook in assignment.notebooks:
-            solution_names = {cell.name for cell in notebook.solution_cells}
-            if solution_cell not in solution_names:
-                continue
-            sources = {cell.name: cell.source or "" for cell in notebook.source_cells}
-            found[notebook.name] = {
-                cell.name: (sources.get(cell.name, ""), float(cell.max_score))
-                for cell in notebook.grade_cells
-                if cell.cell_type == "code" and cell.name not in solution_names
-                and function_name in sources.get(cell.name, "")}
-    return found
-
-
 def kernel_names(db_url, assignment_id):
     """Kernelspec names the assignment's notebooks run with (``python3`` at least)."""
     names = {"python3"}
@@ -175,7 +149,7 @@ def record_result(gb, result):
         "VALUES (:a, :s, :d, :st, :r, :det, :sec, :t)"),
         {"a": assignment_id, "s": student_id, "d": result["digest"], "st": result["status"],
          "r": result.get("reason"), "det": json.dumps({"problems": result.get("problems", []),
-                                                       "recheck": result.get("recheck_reasons", [])}),
+                                                       "learner_process": result.get("verdict_notes", [])}),
          "sec": result.get("seconds"),
          "t": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
     gb.db.commit()

@@ -119,9 +119,13 @@ def _python_paths():
 
 
 def _course_utils_paths():
-    """The ``course_utils`` and ``course_grading`` packages and the data folder."""
+    """The ``course_utils`` package and the data folder.
+
+    Not ``course_grading``: it holds the hidden tests, and learner code never sees it
+    (the learner process gets its two files of it one by one, ``read_only_files``).
+    """
     paths = set()
-    for package in ("course_utils", "course_grading"):
+    for package in ("course_utils",):
         spec = importlib.util.find_spec(package)
         if spec is not None and spec.submodule_search_locations:
             paths.update(spec.submodule_search_locations)
@@ -165,7 +169,7 @@ def _ancestors(path):
     return [str(Path(*parts[:i])) for i in range(2, len(parts))]
 
 
-def sandbox_command(settings, argv, *, workdir=None, seed_from=None, read_write=()):
+def sandbox_command(settings, argv, *, workdir=None, seed_from=None, read_write=(), read_only_files=None):
     """The bubblewrap command line that runs ``argv`` in the sandbox.
 
     Run as root, bubblewrap sets the sandbox up with root's rights (it can show
@@ -186,6 +190,9 @@ def sandbox_command(settings, argv, *, workdir=None, seed_from=None, read_write=
         (shown read-only at ``/run/submission`` for the copy).
     read_write : sequence of str
         Directories shown writable at the same path (the kernel's connection files).
+    read_only_files : dict, optional
+        {host file: path inside} of single files to show read-only (the learner
+        process's own code).
     """
     privileged = os.geteuid() == 0
     cmd = ["bwrap", "--die-with-parent", "--new-session", "--clearenv",
@@ -205,6 +212,8 @@ def sandbox_command(settings, argv, *, workdir=None, seed_from=None, read_write=
         binds.append((path, path, True))
     if seed_from is not None:
         binds.append((seed_from, "/run/submission", False))
+    for source, dest in sorted((read_only_files or {}).items()):
+        binds.append((os.path.realpath(source), dest, False))
     # Folders that bubblewrap creates on the way to a shown directory copy the
     # host's permissions (/root is 0700); the sandbox user must get through them.
     cmd += ["--dev", "/dev", "--proc", "/proc",
@@ -344,7 +353,7 @@ def _kernel(args, extra):
                  f"{connection_file} is not in the private runtime folder {runtime}.")
     prepare_for_sandbox_user(runtime, connection_file)
     cwd = os.getcwd()
-    enter(settings, argv, workdir=cwd, seed_from=cwd, read_write=[runtime])
+    enter(settings, argv, workdir=cwd, seed_from=args.seed_from or cwd, read_write=[runtime])
 
 
 def main(argv=None):
@@ -354,6 +363,8 @@ def main(argv=None):
     kernel = sub.add_parser("kernel", help="start a Jupyter kernel (used by the grading kernelspec)")
     kernel.add_argument("--settings", required=True, help="JSON file with SandboxSettings")
     kernel.add_argument("--runtime-dir", required=True, help="the private folder of the connection file")
+    kernel.add_argument("--seed-from", help="folder whose files the kernel's working folder starts with "
+                        "(default: the current folder)")
     kernel.add_argument("connection_file")
     run_ = sub.add_parser("exec", help="run a command")
     run_.add_argument("--settings", required=True, help="SandboxSettings as JSON text")

@@ -8,9 +8,8 @@ which
    submissions), the learner's files and the course's ``nbgrader_config.py``;
 2. runs nbgrader's own ``autograde`` on it, with a kernelspec that starts the
    kernel in the sandbox (:mod:`course_grading.sandbox`);
-3. re-checks the gradient cells where learner code cannot interfere
-   (:mod:`course_grading.recheck`);
-4. hands back the scores, the autograded files and any problems found.
+   decides every test cell here, never in the kernel (:mod:`course_grading.verdicts`);
+3. hands back the scores, the autograded files and any problems found.
 
 Nothing here writes to the course folder: the coordinator does.
 
@@ -65,7 +64,8 @@ def check_scratch_root(scratch_root=None):
 
 
 #: Imported once by the warm server process that grading processes are forked from.
-WARM_MODULES = ("course_grading.worker", "course_grading.gradebook_sync", "course_grading.recheck",
+WARM_MODULES = ("course_grading.worker", "course_grading.gradebook_sync", "course_grading.verdicts",
+                "course_grading.hidden_tests",
                 "nbgrader.apps.autogradeapp", "nbgrader.api", "nbclient", "course_utils",
                 "course_utils.checks", "course_utils.notebook_code")
 
@@ -158,7 +158,7 @@ def grade_submission(task):
     started = time.monotonic()
     result = {"assignment_id": task["assignment_id"], "student_id": task["student_id"],
               "digest": task["digest"], "status": "failed", "reason": None, "problems": [],
-              "recheck_reasons": [], "submission": None, "autograded_files": {}}
+              "verdict_notes": [], "submission": None, "autograded_files": {}}
     with tempfile.TemporaryDirectory(prefix="course-grade-", dir=task.get("scratch_root")) as scratch:
         os.chmod(scratch, 0o711)
         task_file = os.path.join(scratch, "task.pickle")
@@ -252,6 +252,9 @@ def build_scratch_course(task, scratch):
         # The scores are in once the last cell ran; a graceful shutdown only waits
         # (about 1 s) for a sandbox that is thrown away anyway.
         "c.Execute.shutdown_kernel = 'immediate'",
+        # Test cells are decided here, never in the learner's kernel.
+        "from course_grading.verdicts import autograde_preprocessors",
+        "c.Autograde.autograde_preprocessors = autograde_preprocessors()",
     ]
     if task.get("cell_timeout"):
         extra.append(f"c.Execute.timeout = {int(task['cell_timeout'])}")
@@ -268,8 +271,12 @@ def build_scratch_course(task, scratch):
     for name in task["kernel_names"]:
         kernel_dir = os.path.join(scratch, "jupyter", "kernels", name)
         os.makedirs(kernel_dir)
+        # The kernel's working folder starts as a copy of the learner's submission, not of
+        # the autograded folder, which holds the notebooks graded before (with their tests).
+        submitted = os.path.join(root, task["submission_path"])
         spec = {"argv": [sys.executable, "-m", "course_grading.sandbox", "kernel",
-                         "--settings", settings_file, "--runtime-dir", runtime, "{connection_file}"],
+                         "--settings", settings_file, "--runtime-dir", runtime,
+                         "--seed-from", submitted, "{connection_file}"],
                 "display_name": f"{name} (grading sandbox)", "language": "python",
                 "interrupt_mode": "message" if settings.enabled else "signal"}
         Path(kernel_dir, "kernel.json").write_text(json.dumps(spec))
@@ -355,6 +362,9 @@ def find_problems(autograded_files):
 
 def failure_reason(log_text):
     """Why nbgrader could not autograde, from its log."""
+    machinery = re.findall(r"GradingMachineryError: ([^\n]*)", log_text)
+    if machinery:
+        return f"grading machinery failure, not the learner's: {machinery[-1].strip()[:300]}"
     known = (("DeadKernelError", "the kernel died (a crash, or the memory limit was reached)"),
              ("Kernel died", "the kernel died (a crash, or the memory limit was reached)"),
              ("Kernel didn't respond", "the kernel did not start in time"),
@@ -371,55 +381,28 @@ def _last_exception(log_text):
     return exceptions[-1].strip()[:300] if exceptions else None
 
 
-def apply_recheck(task, root, record, settings):
-    """Re-check the gradient cells; lower their scores in ``record`` where not earned."""
-    from course_utils.notebook_code import cell_source
-    from .recheck import GRADIENT_CELL, decide_scores, recheck_cells
-
-    reasons = []
-    for notebook_name, cells in task["gradient_cells"].items():
-        if notebook_name not in record["notebooks"]:
-            continue
-        grades = record["notebooks"][notebook_name]["grades"]
-        # The re-check can only take points back: cells without points need none.
-        cells = {gid: cell for gid, cell in cells.items() if gid in grades and (grades[gid]["auto_score"] or 0) > 0}
-        if not cells:
-            continue
-        path = os.path.join(root, task["submission_path"], notebook_name + ".ipynb")
-        try:
-            source = cell_source(path, GRADIENT_CELL)
-        except Exception:
-            source = ""  # deleted or broken cell: nothing defines the function
-        outcome = recheck_cells(source, {gid: src for gid, (src, _) in cells.items()}, settings,
-                                setup_source=task["gradient_setup"].get(notebook_name, ""),
-                                timeout=task["recheck_timeout"])
-        scores, lowered = decide_scores({gid: grades[gid]["auto_score"] for gid in cells},
-                                        outcome, {gid: points for gid, (_, points) in cells.items()})
-        for gid, score in scores.items():
-            grades[gid]["auto_score"] = score
-        reasons += [f"{notebook_name}: {reason}" for reason in lowered]
-    return reasons
-
-
 def main(task_file, result_file):
     from .gradebook_sync import put_alembic_on_path, read_submission
+    from .verdicts import RESULTS, TrustedVerdicts
 
     with open(task_file, "rb") as stream:
         task = pickle.load(stream)
     scratch = os.path.dirname(os.path.abspath(task_file))
     put_alembic_on_path()
     root, settings = build_scratch_course(task, scratch)
+    TrustedVerdicts.settings = settings
     exit_code = run_autograde(root, task["assignment_id"], task["student_id"])
     db_url = "sqlite:///" + os.path.join(root, "gradebook.db")
     result = {"submission": read_submission(db_url, task["assignment_id"], task["student_id"]),
-              "autograded_files": {}, "problems": [], "recheck_reasons": []}
+              "autograded_files": {}, "problems": [], "verdict_notes": []}
     autograded = os.path.join(root, task["autograded_path"])
     if exit_code == 0 and os.path.isdir(autograded):
         result["autograded_files"] = _read_files(autograded)
         result["problems"] = find_problems(result["autograded_files"])
         result["status"] = "graded"
-        if task.get("recheck") and result["submission"]:
-            result["recheck_reasons"] = apply_recheck(task, root, result["submission"], settings)
+        result["verdict_notes"] = [f"{entry.notebook} {verdict.grade_id}: {verdict.message[:300]}"
+                                   for entry in RESULTS for verdict in entry.cells
+                                   if verdict.learner_process]
     else:
         sys.stdout.flush()
         result["status"] = "failed"

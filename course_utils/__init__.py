@@ -22,7 +22,7 @@ from .network import (
     model_to_theta,
     theta_to_model,
 )
-from .notebook_code import function_from_notebook
+from .notebook_code import function_from_notebook, gradient_from_notebook
 from .report import a2, format_report, plot_losses
 from .training import TrainingResult, train
 
@@ -32,7 +32,7 @@ __all__ = [
     "test_gradient",
     "classification_performance", "forward_pass", "initial_model", "log_sum_exp_over_rows",
     "logistic", "loss", "model_to_theta", "theta_to_model",
-    "function_from_notebook",
+    "function_from_notebook", "gradient_from_notebook",
     "a2", "format_report", "plot_losses",
     "TrainingResult", "train",
 ]

@@ -1,0 +1,281 @@
+"""The hidden tests' checks: the instructor's side, never shown to learners.
+
+The hidden regions of the source notebooks' test cells call these functions, with the
+reference answers written in the cell itself (the source notebook is their one home).
+``course-grade`` runs those cells in the grading process, where ``d_loss_by_d_model`` is
+the learner's function running in a sandbox (:mod:`course_grading.learner_function`)
+and the learner's answers are plain values; plain ``nbgrader autograde`` runs them in
+the learner's kernel. Both give the same verdicts for honest work.
+
+The gradient checks compare with the gradient tester or with every element of a
+numerical gradient, and name the usual mistakes (``course_utils.checks``'s diagnosis,
+which learners see too). The answer checks take the expected value as an argument.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+from course_utils import checks, network
+from course_utils.checks import (
+    _cases,
+    _check_against_tester,
+    _choice,
+    _close,
+    _datas,
+    _fail_with_diagnosis,
+    _probe,
+    _slightly_random_model,
+    _typed_number,
+    learner_code,
+    numerical_gradient,
+)
+from course_utils.network import initial_model
+
+TINY_MODEL = {"input_to_hid": np.array([[2.0, -1.0]]), "hid_to_class": np.array([[2.0], [0.0]])}
+TINY_DATA = {"inputs": np.array([[1.0], [2.0]]), "target": np.array([[0.0], [1.0]])}
+TINY_TOLERANCE = 1e-4
+
+
+# --- Exercise 1: the tiny network computed by hand --------------------------------------------
+
+def check_tiny_gradient(part, answer, expected):
+    """Exercise 1 c: the learner's hand-computed gradient of one layer of the tiny network.
+
+    ``expected`` is the right gradient of that layer (nested list).
+    """
+    __tracebackhide__ = True
+    name = checks.TINY_ANSWER_NAMES[part]
+    values = checks.check_tiny_gradient_form(part, answer)
+    expected = np.asarray(expected, dtype=np.float64)
+    if np.allclose(values, expected, atol=TINY_TOLERANCE, rtol=0):
+        return
+    hints = []
+    if np.allclose(values, -expected, atol=TINY_TOLERANCE, rtol=0):
+        hints.append("The sign is flipped: the output error is y - t, not t - y.")
+    h = float(expit(TINY_MODEL["input_to_hid"] @ TINY_DATA["inputs"])[0, 0])
+    if part == "input_to_hid" and np.allclose(values, expected / (h * (1 - h)), atol=TINY_TOLERANCE, rtol=0):
+        hints.append("The derivative of the logistic function, h (1 - h), is missing.")
+    if not hints:
+        hints.append("Compute h, then y, then y - t, and follow your formulas from 1 b step by "
+                     "step; keep at least 4 decimals in every intermediate result.")
+    raise AssertionError(f"{name} is not right yet (it should agree to 4 decimals). " + " ".join(hints))
+
+
+# --- Exercise 2: the gradient -----------------------------------------------------------------
+
+def check_other_hidden_sizes(gradient_fn, datas=None):
+    """The gradient tester with 7 and 23 hidden units."""
+    __tracebackhide__ = True
+    datas = _datas(datas)
+    data = _cases(datas["train"], slice(0, 50))
+    for n_hid in (7, 23):
+        _check_against_tester(gradient_fn, initial_model(n_hid), data, 0.0, datas,
+                              f"{n_hid} hidden units (not 10) and 50 cases")
+
+
+def check_small_batches(gradient_fn, datas=None):
+    """The gradient tester on mini-batches of 1 and 3 cases."""
+    __tracebackhide__ = True
+    datas = _datas(datas)
+    for columns in (slice(17, 18), slice(40, 43)):
+        m = columns.stop - columns.start
+        _check_against_tester(gradient_fn, initial_model(10), _cases(datas["train"], columns), 0.0,
+                              datas, f"a mini-batch of {m} case{'s' if m > 1 else ''}")
+
+
+def check_weight_decay(gradient_fn, datas=None):
+    """The gradient tester with weight decay 0.001 and 0.1."""
+    __tracebackhide__ = True
+    datas = _datas(datas)
+    data = _cases(datas["train"], slice(100, 120))
+    for wd_coefficient in (0.001, 0.1):
+        _check_against_tester(gradient_fn, initial_model(10), data, wd_coefficient, datas,
+                              f"weight decay {wd_coefficient} (20 cases)")
+
+
+def _compare_all(gradient_fn, model, data, wd_coefficient, datas, what, parts=("hid_to_class", "input_to_hid")):
+    __tracebackhide__ = True
+    answer = _probe(gradient_fn, model, data, wd_coefficient)
+    correct = numerical_gradient(model, data, wd_coefficient)
+    for part in parts:
+        difference = np.abs(answer[part] - correct[part])
+        relative = difference / np.maximum(np.abs(answer[part]) + np.abs(correct[part]), 1e-300)
+        bad = np.argwhere((difference > 1e-5) & (relative > 1e-5))
+        if bad.size:
+            row, column = (int(i) for i in bad[0])
+            _fail_with_diagnosis(
+                f"With {what}: {bad.shape[0]} of the {answer[part].size} elements of {part} differ "
+                f"from the finite-difference gradient, e.g. [{row}, {column}]: yours "
+                f"{answer[part][row, column]:.10g}, finite differences {correct[part][row, column]:.10g}.",
+                gradient_fn, datas)
+
+
+def check_whole_gradient(gradient_fn, datas=None):
+    """Every element of the gradient of a small model against finite differences."""
+    __tracebackhide__ = True
+    datas = _datas(datas)
+    _compare_all(gradient_fn, _slightly_random_model(4), _cases(datas["train"], slice(200, 206)),
+                 0.01, datas, "4 hidden units, 6 cases and weight decay 0.01, every element")
+
+
+def check_not_transposed(gradient_fn, datas=None):
+    """With 10 hidden units, hid_to_class (10 x 10) is not transposed."""
+    __tracebackhide__ = True
+    datas = _datas(datas)
+    model = _slightly_random_model(10)
+    # The file's labels cycle through 0..9; ten cases starting at a multiple of ten have
+    # an identity target matrix, which would hide a transposed target. Start elsewhere.
+    data = _cases(datas["train"], slice(303, 313))
+    answer = _probe(gradient_fn, model, data, 0.0)["hid_to_class"]
+    correct = numerical_gradient(model, data, 0.0)["hid_to_class"]
+    if _close(answer, correct.T) and not _close(answer, correct):
+        raise AssertionError(
+            "With 10 hidden units, your hid_to_class gradient is the transpose of the correct "
+            "one. Its shape (10 x 10) is right only because n_hid = 10 equals the number of "
+            "classes. Check the order of the factors: one row per output class, one column per "
+            "hidden unit.")
+    _compare_all(gradient_fn, model, data, 0.0, datas, "10 hidden units and 10 cases",
+                 parts=("hid_to_class",))
+
+
+#: A backpropagation gradient evaluates the network a few times, or once per case when it
+#: loops over the cases (10 here); a numerical one at least once per weight (2660 here).
+MAX_EVALUATIONS = 100
+
+
+def count_evaluations(gradient_fn, model, data, wd_coefficient):
+    """How often ``gradient_fn`` evaluates the network (``forward_pass``, ``loss``) for one gradient.
+
+    The grader's sandboxed learner function counts in its own process (``last_evaluations``);
+    a function in this process is counted by wrapping the names it can call them by.
+    """
+    __tracebackhide__ = True
+    if hasattr(gradient_fn, "last_evaluations"):
+        learner_code(gradient_fn, model, data, wd_coefficient)
+        return gradient_fn.last_evaluations
+    import course_utils
+
+    counts = [0]
+
+    def counter(original):
+        def counted(*args, **kwargs):
+            counts[0] += 1
+            return original(*args, **kwargs)
+        return counted
+
+    patched = []
+    for namespace in (getattr(gradient_fn, "__globals__", {}), network.__dict__, course_utils.__dict__):
+        for name in ("loss", "forward_pass"):
+            original = namespace.get(name)
+            if callable(original):
+                patched.append((namespace, name, original))
+                namespace[name] = counter(original)
+    try:
+        learner_code(gradient_fn, model, data, wd_coefficient)
+    finally:
+        for namespace, name, original in reversed(patched):
+            namespace[name] = original
+    return counts[0]
+
+
+def check_uses_backpropagation(gradient_fn, datas=None):
+    """A right gradient, computed by backpropagation, not by finite differences.
+
+    Decided by counting evaluations of the network during one gradient, never by timing
+    it: a correct answer that loops over the cases passes on any machine.
+    """
+    __tracebackhide__ = True
+    datas = _datas(datas)
+    model = initial_model(10)
+    data = _cases(datas["train"], slice(503, 513))
+    evaluations = count_evaluations(gradient_fn, model, data, 0.0)
+    if evaluations > MAX_EVALUATIONS:
+        raise AssertionError(
+            "d_loss_by_d_model must compute the gradient by backpropagation (your formulas from "
+            "Exercise 1), not by finite differences, which are far slower and only approximate. "
+            f"It evaluated the network {evaluations} times for one gradient of 10 cases.")
+    _check_against_tester(gradient_fn, model, data, 0.0, datas, "10 hidden units and 10 cases")
+
+
+def check_not_precomputed(gradient_fn, datas, rng):
+    """A gradient that is right on the tested inputs must be right on a random model too.
+
+    The gradient tester on a random model and the training cases in a random order,
+    which no learner can know in advance. A real gradient passes it; a precomputed answer,
+    or code that recognises the tested inputs, does not. Returns None, or the reason.
+    """
+    from course_utils import check_gradient
+
+    try:
+        check_gradient(initial_model(10), datas["train"], 0.0, gradient_fn)
+    except Exception:
+        return None  # wrong on the tested inputs too: the tests themselves say so
+    model = {part: weights * rng.uniform(0.5, 2.0, weights.shape) for part, weights in initial_model(10).items()}
+    order = rng.permutation(datas["train"]["inputs"].shape[1])
+    shuffled = {name: values[:, order] for name, values in datas["train"].items()}
+    try:
+        check_gradient(model, shuffled, 0.0, gradient_fn)
+    except Exception as error:
+        return ("right on the tested inputs but not on a random model "
+                f"({type(error).__name__}: {str(error)[:300]})")
+    return None
+
+
+# --- Exercise 3 and Part 4: answers read off the experiments ----------------------------------
+
+def check_best_learning_rate(answer, name, expected, other, which):
+    """Exercise 3 a: ``expected`` is the right rate; ``other`` the best for the other momentum."""
+    __tracebackhide__ = True
+    value = _typed_number(answer, name)
+    if np.isclose(value, expected):
+        return
+    hint = " That is the best rate for the other setting of momentum." if np.isclose(value, other) else ""
+    raise AssertionError(f"{value!r} is not the learning rate with the lowest final training loss "
+                         f"{which}.{hint} Compare the final training losses in the plot "
+                         "(left panel) or in final_training_loss.")
+
+
+def check_early_stopping_iteration(answer, expected, last_iteration=1000):
+    """4 a: the iteration with the lowest validation loss in the big run."""
+    __tracebackhide__ = True
+    value = _typed_number(answer, "early_stopping_iteration")
+    if value == expected:
+        return
+    if value == last_iteration:
+        raise AssertionError("That is the last iteration. Early stopping keeps the iteration with the "
+                             "lowest validation loss: read it from the report or big_run.best_iteration.")
+    raise AssertionError(f"{value!r} is not the iteration with the lowest validation loss of "
+                         "a2(0, 200, 1000, 0.35, 0.9, True, 100). Read it from the first line of the "
+                         "report, or use big_run.best_iteration.")
+
+
+def check_validation_loss_without_early_stopping(answer, expected):
+    """4 a: the validation loss after the last iteration of the big run."""
+    __tracebackhide__ = True
+    value = _typed_number(answer, "validation_loss_without_early_stopping")
+    if abs(value - expected) <= checks.TYPED_NUMBER_TOLERANCE:
+        return
+    raise AssertionError(f"{value!r} is not the validation loss after the last of the 1000 iterations. "
+                         "The report describes the early-stopped model; the last iteration's "
+                         "validation loss is big_run.validation_losses[-1].")
+
+
+def check_best_wd_coefficient(answer, choices, expected):
+    """4 b: the weight decay coefficient with the lowest validation classification loss."""
+    __tracebackhide__ = True
+    value = _choice(answer, "best_wd_coefficient", choices)
+    if value == expected:
+        return
+    raise AssertionError(f"{answer!r} is not the weight decay coefficient with the lowest validation "
+                         "classification loss. Compare the classification loss (without the weight "
+                         "decay term), not the loss, in the printed table.")
+
+
+def check_hidden_size(answer, name, choices, expected, what):
+    """4 c: a number of hidden units read off the size runs; ``what`` says how it was chosen."""
+    __tracebackhide__ = True
+    value = _choice(answer, name, choices)
+    if value == expected:
+        return
+    raise AssertionError(f"{answer!r} is not the size with {what}. Look at the two lines of the plot.")

@@ -1,0 +1,186 @@
+"""The learner's ``d_loss_by_d_model`` as the grading process calls it: in a sandbox.
+
+:class:`LearnerFunction` starts :mod:`course_grading.learner_process` in the grading
+sandbox with the learner's code cells, and is then called like the learner's function.
+Each call sends the arrays over a pipe and returns a new dict of float64 arrays checked
+on arrival (:mod:`course_grading.learner_protocol`), or raises for the learner's errors.
+The grading process never runs learner code itself.
+
+Failures are told apart by who is at fault:
+
+- :class:`GradingMachineryError`: the learner process did not start (no ``Ready``); no
+  learner code had run, so it is never counted against the learner;
+- :class:`LearnerProcessFailure` (an ``AssertionError`` with a message for the learner):
+  after learner code ran, the process crashed, ran out of time, or sent something that
+  is not an answer; every later call fails the same way;
+- :class:`course_utils.checks.LearnerCodeError`: the learner's function raised.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+from course_utils.checks import LearnerCodeError
+
+from . import learner_protocol as protocol
+from . import sandbox
+
+#: Where the sandbox shows the learner process's two files.
+GRADER_FILES_DIR = "/run/grader"
+_HERE = os.path.dirname(os.path.abspath(__file__))
+_FILES = ("learner_process.py", "learner_protocol.py")
+
+
+class GradingMachineryError(RuntimeError):
+    """The grading itself failed (not the learner's code); the submission must be graded again."""
+
+
+class LearnerProcessFailure(AssertionError):
+    """The process running the learner's function crashed, ran out of time or misbehaved."""
+
+
+class Returned:
+    """Stands for a value that is not a dict, returned by the learner's function."""
+
+    def __init__(self, type_name):
+        self.type_name = type_name
+
+    def __repr__(self):
+        return f"<{self.type_name} object>"
+
+
+def _opaque(type_name):
+    """An object whose type has the learner's type name, for the structure check's message."""
+    name = type_name if type_name.isidentifier() else "object"
+    return type(name, (Returned,), {"__init__": lambda self: None})()
+
+
+class LearnerFunction:
+    """``d_loss_by_d_model`` of one learner, running in its own sandboxed process.
+
+    Parameters
+    ----------
+    cells : list of str
+        The learner's code cells (see ``course_utils.notebook_code.learner_cells``).
+    function_cell : int
+        Index of the cell that defines the function.
+    settings : sandbox.SandboxSettings
+    call_timeout : float
+        Seconds a call may take (a safety limit against endless loops, far above what
+        any correct gradient needs; it decides nothing else).
+
+    Use as a context manager. ``last_evaluations`` is how often the last call
+    evaluated the network, as the learner process counted it.
+    """
+
+    name = "d_loss_by_d_model"
+
+    def __init__(self, cells, function_cell, settings, *, call_timeout=60.0, start_timeout=120.0):
+        self.cells, self.function_cell = list(cells), function_cell
+        self.settings = settings
+        self.call_timeout, self.start_timeout = call_timeout, start_timeout
+        self.process = None
+        self.failure = None
+        self.undefined = None
+        self.last_evaluations = None
+        self.calls = 0
+
+    # --- starting and stopping -----------------------------------------------------------
+
+    def _command(self):
+        if self.settings.enabled:
+            entry = GRADER_FILES_DIR
+            options = {"workdir": "/tmp/work",
+                       "read_only_files": {os.path.join(_HERE, f): os.path.join(GRADER_FILES_DIR, f) for f in _FILES}}
+        else:
+            entry, options = _HERE, {}
+        code = f"import sys; sys.path.insert(0, {entry!r}); import learner_process; learner_process.main()"
+        return [sys.executable, "-m", "course_grading.sandbox", "exec", "--settings", self.settings.to_json(),
+                "--options", json.dumps(options), "--", sys.executable, "-I", "-c", code]
+
+    def __enter__(self):
+        self._errors = tempfile.TemporaryFile()
+        try:
+            self.process = subprocess.Popen(self._command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            stderr=self._errors, start_new_session=True)
+        except OSError as error:
+            raise GradingMachineryError(f"the learner process could not be started: {error}") from None
+        try:
+            self._receive(protocol.Ready, deadline=time.monotonic() + self.start_timeout)
+        except protocol.ProtocolError as error:
+            self.__exit__()
+            raise GradingMachineryError(f"the learner process did not start ({error}): {self._error_text()}") from None
+        # From here on learner code runs: whatever goes wrong is the learner's.
+        try:
+            protocol.send(self.process.stdin, protocol.LearnerCode(self.cells, self.function_cell, self.name))
+            defined = self._receive(protocol.Defined, deadline=time.monotonic() + self.start_timeout)
+            if not defined.defined:
+                self.undefined = defined.error or f"the code does not define {self.name}"
+        except (protocol.ProtocolError, OSError) as error:
+            self._fail(f"the code in your cells stopped the process that runs {self.name} ({error})")
+        return self
+
+    def _error_text(self):
+        self._errors.seek(0, os.SEEK_END)
+        size = self._errors.tell()
+        self._errors.seek(max(0, size - 2000))
+        return self._errors.read().decode("utf-8", "replace").strip() or "no message"
+
+    def __exit__(self, *exc_info):
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, 9)
+            self.process.wait()
+            for stream in (self.process.stdin, self.process.stdout):
+                with contextlib.suppress(OSError):
+                    stream.close()
+        self._errors.close()
+
+    # --- calls ---------------------------------------------------------------------------
+
+    def _receive(self, expected, deadline):
+        message = protocol.receive(self.process.stdout.fileno(), deadline)
+        if not isinstance(message, expected if isinstance(expected, tuple) else (expected,)):
+            raise protocol.ProtocolError(f"a {type(message).__name__} message where a "
+                                         f"{getattr(expected, '__name__', 'reply')} was due")
+        return message
+
+    def _fail(self, reason):
+        self.failure = reason
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, 9)
+        raise LearnerProcessFailure(reason)
+
+    def __call__(self, model, data, wd_coefficient):
+        self.calls += 1
+        self.last_evaluations = None
+        if self.failure:
+            raise LearnerProcessFailure(self.failure)
+        if self.undefined:
+            raise LearnerProcessFailure(f"{self.undefined}.")
+        try:
+            call = protocol.GradientCall(model={k: model[k] for k in ("input_to_hid", "hid_to_class")},
+                                         data={k: data[k] for k in ("inputs", "target")},
+                                         wd_coefficient=float(wd_coefficient))
+            protocol.send(self.process.stdin, call)
+            reply = self._receive((protocol.GradientReply, protocol.ErrorReply),
+                                  deadline=time.monotonic() + self.call_timeout)
+        except protocol.OutOfTime:
+            self._fail(f"{self.name} did not return within {self.call_timeout:g} s (an endless loop?), "
+                       "so it is not called again")
+        except protocol.ChannelClosed:
+            self._fail(f"the process running {self.name} stopped while computing a gradient (it crashed, "
+                       "ran out of memory or was killed)")
+        except (protocol.ProtocolError, OSError) as error:
+            self._fail(f"the process running {self.name} sent something that is not an answer ({error})")
+        if isinstance(reply, protocol.ErrorReply):
+            raise LearnerCodeError(reply.type_name, reply.message, reply.line)
+        self.last_evaluations = reply.evaluations
+        if reply.returned != "dict":
+            return None if reply.returned == "NoneType" else _opaque(reply.returned)
+        return {**reply.arrays, **{key: _opaque(type_name) for key, type_name in reply.opaque.items()}}
