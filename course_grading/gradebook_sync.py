@@ -121,7 +121,8 @@ def record_result(gb, result):
     there or the submission is graded again.
     """
     assignment_id, student_id = result["assignment_id"], result["student_id"]
-    record = result.get("submission")
+    # A failed grading records only that it failed: the grades of an earlier grading stay.
+    record = result.get("submission") if result["status"] == "graded" else None
     gb.update_or_create_student(student_id)
     if record and record.get("timestamp"):
         gb.update_or_create_submission(assignment_id, student_id,

@@ -113,8 +113,9 @@ class LearnerFunction:
         try:
             self._receive(protocol.Ready, deadline=time.monotonic() + self.start_timeout)
         except protocol.ProtocolError as error:
+            message = self._error_text()
             self.__exit__()
-            raise GradingMachineryError(f"the learner process did not start ({error}): {self._error_text()}") from None
+            raise GradingMachineryError(f"the learner process did not start ({error}): {message}") from None
         # From here on learner code runs: whatever goes wrong is the learner's.
         try:
             protocol.send(self.process.stdin, protocol.LearnerCode(self.cells, self.function_cell, self.name))

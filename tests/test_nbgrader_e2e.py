@@ -28,7 +28,7 @@ GRADIENT_TESTS = ["test_keys_and_shapes", "test_gradient_training_set", "test_ot
 OTHER_TESTS = ["test_tiny_hid_to_class", "test_tiny_input_to_hid", "test_reported_training_loss",
                "test_best_rate_without_momentum", "test_best_rate_with_momentum"]
 GENERALIZATION_TESTS = ["test_early_stopping_iteration", "test_validation_loss_without_early_stopping",
-                        "test_best_wd_coefficient", "test_best_n_hid_without_early_stopping",
+                        "test_best_wd_coefficient", "test_n_hid_gaining_most_from_early_stopping",
                         "test_best_n_hid_with_early_stopping"]
 ALL = GRADIENT_TESTS + OTHER_TESTS
 WEIGHT_DECAY_ONLY_WRONG = [test for test in GRADIENT_TESTS

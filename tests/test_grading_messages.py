@@ -1,0 +1,150 @@
+"""The pure parts of trusted grading: messages read on arrival, reports, verdicts, definitions."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from course_grading import learner_protocol as protocol
+from course_grading import verdicts
+from course_grading.learner_function import GradingMachineryError, LearnerFunction, LearnerProcessFailure
+from course_grading.sandbox import SandboxSettings
+from course_utils import reporting
+from course_utils.notebook_code import define_function, learner_namespace
+
+pytestmark = pytest.mark.fast
+
+
+def _roundtrip(message):
+    read, write = os.pipe()
+    os.write(write, protocol.encode(message))
+    os.close(write)
+    try:
+        return protocol.receive(read)
+    finally:
+        os.close(read)
+
+
+def _frame(kind, header, payload=b""):
+    text = json.dumps(header).encode()
+    return protocol._FRAME.pack(kind, len(text), len(payload)) + text + payload
+
+
+def _receive_bytes(data):
+    read, write = os.pipe()
+    os.write(write, data)
+    os.close(write)
+    try:
+        return protocol.receive(read)
+    finally:
+        os.close(read)
+
+
+def test_messages_survive_the_pipe():
+    gradient = {"input_to_hid": np.arange(6.0).reshape(2, 3), "hid_to_class": -np.ones((10, 2))}
+    reply = _roundtrip(protocol.GradientReply(arrays=gradient, evaluations=3, opaque={"x": "str"}))
+    assert reply.evaluations == 3 and reply.opaque == {"x": "str"}
+    for part, value in gradient.items():
+        np.testing.assert_array_equal(reply.arrays[part], value)
+    call = _roundtrip(protocol.GradientCall(model=gradient, data={"inputs": np.eye(3), "target": np.eye(3)},
+                                            wd_coefficient=0.1))
+    assert call.wd_coefficient == 0.1 and call.model["hid_to_class"].shape == (10, 2)
+    assert _roundtrip(protocol.ErrorReply("KeyError", "'targets'", "line 3 of your code: x")).type_name == "KeyError"
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"Z" + bytes(12), "unknown message kind"),
+    (_frame(b"A", {"shapes": {"a": [2, 2]}, "evaluations": 1}, bytes(8)), "shorter than their shapes"),
+    (_frame(b"A", {"shapes": {"a": [1]}, "evaluations": 1}, bytes(16)), "longer than their shapes"),
+    (_frame(b"A", {"shapes": {"a": [1, 1, 1]}, "evaluations": 1}, bytes(8)), "malformed"),
+    (_frame(b"A", {"shapes": {"a": [1]}, "evaluations": "many"}, bytes(8)), "whole number"),
+    (_frame(b"A", {"shapes": {"a": [1]}, "evaluations": True}, bytes(8)), "whole number"),
+    (_frame(b"R", {}, b"x"), "unexpected payload"),
+    (protocol._FRAME.pack(b"A", 3, 0) + b"{{{", "not JSON"),
+    (protocol._FRAME.pack(b"A", 10**6, 0), "header of"),
+    (protocol._FRAME.pack(b"A", 2, 10**9), "bytes of arrays"),
+    (b"A", "stopped"),
+])
+def test_malformed_messages_are_refused_with_a_reason(data, reason):
+    with pytest.raises(protocol.ProtocolError, match=reason):
+        _receive_bytes(data)
+
+
+def test_reports_are_read_strictly():
+    namespace = {"rate": 0.5, "iteration": np.int64(183), "answer": [[0.1], [-0.2]], "text": "1.0",
+                 "none": None, "flag": True, "infinite": float("inf"), "thing": object()}
+    names = list(namespace) + ["unset"]
+    values = reporting.decode_values(json.loads(json.dumps(reporting.encode_values(namespace, names))), names)
+    assert values["rate"] == 0.5 and values["iteration"] == 183 and values["text"] == "1.0"
+    assert values["none"] is None and values["flag"] is True and values["infinite"] == float("inf")
+    np.testing.assert_array_equal(values["answer"], [[0.1], [-0.2]])
+    assert type(values["thing"]).__name__ == "object" and values["unset"] is reporting.MISSING
+    for bad in ({"rate": {"float": "1e3"}}, {"rate": {"float": True}}, {"rate": {"array": [1], "shape": [2]}},
+                {"rate": {"code": "import os"}}, {"other": {"int": 1}}, ["rate"]):
+        with pytest.raises(reporting.ReportError):
+            reporting.decode_values(bad, ["rate"])
+
+
+def test_a_test_cell_reads_only_the_learners_free_names():
+    source = ("# a test\ncheck = checks.check_choice\nfrom course_grading import hidden_tests\n"
+              "hidden_tests.check_hidden_size(best_n, 'best_n', [1, 2], expected=2, what=str(len(datas)))")
+    assert verdicts.learner_names(source) == ["best_n"]
+    assert verdicts.free_names("checks.check_gradient(d_loss_by_d_model, datas)") == [
+        "checks", "d_loss_by_d_model", "datas"]
+
+
+def test_verdicts_of_a_test_cell():
+    assert verdicts.run_test_cell("t", "assert x == 1", {"x": 1}).passed
+    failed = verdicts.run_test_cell("t", "assert x == 1, 'x is not one'", {"x": 2})
+    assert not failed.passed and failed.message == "x is not one" and not failed.learner_process
+    missing = verdicts.run_test_cell("t", "print(best)", {}, missing=["best"])
+    assert not missing.passed and "best is not set" in missing.message
+    with pytest.raises(GradingMachineryError, match="needs a name nobody defines"):
+        verdicts.run_test_cell("t", "print(undefined_by_anyone)", {})
+    strange = verdicts.run_test_cell("t", "float(x)", {"x": reporting.decode_value({"type": "Foo"})})
+    assert not strange.passed and "TypeError" in strange.message
+
+    def crash(*args):
+        raise LearnerProcessFailure("the process stopped")
+
+    lost = verdicts.run_test_cell("t", "f()", {"f": crash})
+    assert not lost.passed and lost.learner_process
+
+
+def test_definitions_of_other_cells_come_with_the_function():
+    cells = ["import math\nSCALE = 2.0\nresult = train_for_minutes()\nfor i in range(10**9): pass\n"
+             "def helper(x):\n    return SCALE * math.sqrt(x)\n%matplotlib inline",
+             "def f(x):\n    return helper(x)\nnot_defined_anywhere()",
+             "def f(x):\n    return 'a later redefinition, not the graded cell'"]
+    namespace = learner_namespace()
+    assert define_function(cells, 1, "f", namespace) == ""
+    assert namespace["f"](4.0) == 4.0
+    assert "result" not in namespace
+    assert "no cell defines" in define_function(["x = 1"], -1, "f", {})
+    assert "failed: SyntaxError" in define_function(["def f(:"], 0, "f", {})
+
+
+def test_a_learner_process_that_cannot_start_is_the_machinerys_failure(monkeypatch):
+    function = LearnerFunction(["def d_loss_by_d_model(m, d, w):\n    return {}"], 0, SandboxSettings(enabled=False),
+                               start_timeout=30)
+    monkeypatch.setattr(function, "_command", lambda: ["python3", "-c", "import sys; sys.exit(3)"])
+    with pytest.raises(GradingMachineryError, match="did not start"):
+        function.__enter__()
+
+
+def test_a_learner_process_without_sandbox_answers_calls():
+    cells = ["def d_loss_by_d_model(model, data, wd):\n"
+             "    forward_pass(model, data)\n"
+             "    if wd:\n        raise KeyError('targets')\n"
+             "    return {part: 2 * w for part, w in model.items()}"]
+    model = {"input_to_hid": np.ones((2, 256)), "hid_to_class": np.ones((10, 2))}
+    data = {"inputs": np.zeros((256, 3)), "target": np.eye(10)[:, :3]}
+    from course_utils.checks import LearnerCodeError
+
+    with LearnerFunction(cells, 0, SandboxSettings(enabled=False)) as function:
+        gradient = function(model, data, 0.0)
+        np.testing.assert_array_equal(gradient["hid_to_class"], 2 * model["hid_to_class"])
+        assert function.last_evaluations == 1
+        with pytest.raises(LearnerCodeError) as raised:
+            function(model, data, 0.5)
+        assert raised.value.type_name == "KeyError" and "line 4 of your code" in raised.value.line

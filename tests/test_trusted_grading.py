@@ -1,0 +1,132 @@
+"""Verdicts no learner can forge: each attack graded by ``course-grade`` and, as the control,
+by plain ``nbgrader autograde``, where the same attack works.
+
+One course holds an honest correct submission and one submission per attack; a copy of it
+is graded by plain nbgrader. Each test asserts what the attack got under ``course-grade``
+and that it did get it in the control, so that the test can fail.
+"""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import grading_support as support
+
+HIDDEN_CODE = "hidden_tests.check_"
+
+
+def _test_cells(notebook_path):
+    notebook = json.loads(Path(notebook_path).read_text())
+    return {cell["metadata"]["nbgrader"]["grade_id"]: cell for cell in notebook["cells"]
+            if cell["cell_type"] == "code" and cell["metadata"].get("nbgrader", {}).get("grade")
+            and not cell["metadata"]["nbgrader"].get("solution")}
+
+
+def _outputs_text(notebook_path):
+    notebook = json.loads(Path(notebook_path).read_text())
+    return json.dumps([cell.get("outputs", []) for cell in notebook["cells"]])
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    base = tmp_path_factory.mktemp("trusted")
+    root = support.released_course(base / "course")
+    support.submit_examples(root, ["correct"])
+    support.submit_gradient(root, "forge_verdicts", support.attack("forge_verdicts", gradient="flipped_sign.py"))
+    support.submit_gradient(root, "steal_hidden_tests", support.attack("steal_hidden_tests", "solution", root))
+    support.submit_gradient(root, "helper_in_other_cell", support.attack("helper_in_other_cell"),
+                            extra_cells=[support.attack("helper_cell")])
+    control = support.copy_course(root, base / "control")
+    result = support.course_grade(root, "--workers", "2")
+    assert result.returncode == 0 and not result.stderr, result.stdout + result.stderr
+    support.nbgrader(root, "generate_feedback", "backprop", "--force")
+    support.nbgrader(control, "autograde", "backprop", "--force")
+    support.nbgrader(control, "generate_feedback", "backprop", "--force")
+    return root, control, result
+
+
+def _scores(root, student):
+    return {cell: auto for cell, (auto, _) in support.student_scores(root / "gradebook.db", student).items()}
+
+
+def _auto(root, student):
+    """The scores of the autograded cells (the written answers wait for a person)."""
+    full = support.autograded_max_scores(root / "gradebook.db")
+    return {cell: points for cell, points in _scores(root, student).items() if cell in full}
+
+
+def test_honest_submissions_get_the_same_grades_as_plain_nbgrader(graded):
+    root, control, _ = graded
+    full = support.autograded_max_scores(root / "gradebook.db")
+    for student in ("correct", "helper_in_other_cell"):
+        # A correct gradient that loops over the cases and calls a helper from another cell
+        # is backpropagation, counted as such on any machine.
+        assert _auto(root, student) == _auto(control, student) == full, student
+
+
+def test_forged_verdicts_and_messages_earn_nothing(graded):
+    root, control, result = graded
+    forged, honest_control = _scores(root, "forge_verdicts"), _scores(control, "forge_verdicts")
+    # The control: in the learner's kernel every test cell passed, for a wrong gradient.
+    full = support.autograded_max_scores(root / "gradebook.db")
+    assert {cell: honest_control[cell] for cell in full} == full
+    # Here: only what a flipped sign still gets right (the form, and the hand-computed
+    # answers, which come before the attack), nothing of what the kernel claimed.
+    earned = {cell for cell, points in forged.items() if points}
+    assert earned == {"test_tiny_hid_to_class", "test_tiny_input_to_hid"}, forged
+    assert forged["test_gradient_training_set"] == 0 and forged["test_reported_training_loss"] == 0
+    # The fake messages made every call fail, and the summary says so.
+    messages = {grade_id: cell["outputs"][0]["evalue"]
+                for grade_id, cell in _test_cells(root / "autograded" / "forge_verdicts" / "backprop" /
+                                                  "backprop.ipynb").items() if cell["outputs"][0].get("evalue")}
+    assert "not an answer" in messages["test_gradient_training_set"] or "Defined" in messages[
+        "test_gradient_training_set"], messages
+    assert "could not be read from your notebook" in messages["test_reported_training_loss"], messages
+    assert "forge_verdicts" in result.stdout and "misbehaved" in result.stdout
+
+
+def test_hidden_tests_never_reach_the_learner(graded):
+    root, control, _ = graded
+    autograded = root / "autograded" / "steal_hidden_tests" / "backprop" / "backprop.ipynb"
+    feedback = (root / "feedback" / "steal_hidden_tests" / "backprop" / "backprop.html").read_text()
+    outputs = _outputs_text(autograded)
+    # The control: plain nbgrader ran the hidden tests in the learner's kernel, which printed
+    # their code into the learner's own feedback, and the notebook file beside it held them.
+    control_feedback = (control / "feedback" / "steal_hidden_tests" / "backprop" / "backprop.html").read_text()
+    assert HIDDEN_CODE in control_feedback
+    assert "hidden tests in it: True" in _outputs_text(
+        control / "autograded" / "steal_hidden_tests" / "backprop" / "backprop.ipynb")
+    # Here: the kernel saw only the stubs; no output, no file, no module gave them away.
+    assert HIDDEN_CODE not in outputs and HIDDEN_CODE not in feedback
+    assert "hidden tests in it: True" not in outputs
+    assert "LEAKED MODULE" not in outputs and "course_grading cannot be imported" in outputs
+    # ... and the learner's correct work is graded in full all the same.
+    full = support.autograded_max_scores(root / "gradebook.db")
+    assert _auto(root, "steal_hidden_tests") == full
+
+
+def test_test_cells_show_the_graders_message(graded):
+    root, _, _ = graded
+    for grade_id, cell in _test_cells(root / "autograded" / "correct" / "backprop" / "backprop.ipynb").items():
+        assert [(o["output_type"], "".join(o["text"])) for o in cell["outputs"]] == [
+            ("stream", "Passed (checked by the grader).\n")], grade_id
+        # The instructor sees the test's own code again.
+        assert "report(globals()" not in "".join(cell["source"])
+
+
+def test_a_setup_that_fails_fails_the_submission_and_keeps_the_good_grade(graded, tmp_path):
+    root, _, _ = graded
+    copy = support.copy_course(root, tmp_path / "course")
+    before = support.student_scores(copy / "gradebook.db", "correct")
+    shutil.copytree(root / "autograded", copy / "autograded")
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    result = support.course_grade(copy, "--workers", "1", "--student", "correct", "--force",
+                                  env={**os.environ, "COURSE_DATA_DIR": str(empty)})
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "correct: grading machinery failure" in result.stdout, result.stdout
+    assert support.journal(copy / "gradebook.db")["correct"][0] == "failed"
+    assert support.student_scores(copy / "gradebook.db", "correct") == before
+    assert (copy / "autograded" / "correct" / "backprop" / "backprop.ipynb").exists()
