@@ -1,6 +1,5 @@
 """Printing and plotting on top of ``train``: the notebook's ``a2`` report."""
 
-import matplotlib.pyplot as plt
 
 from .gradient_check import PASS_MESSAGE
 from .training import SPLIT_NAMES, train
@@ -47,6 +46,8 @@ def plot_losses(result, ax=None, **plot_options):
     matplotlib Axes
     """
     if ax is None:
+        import matplotlib.pyplot as plt  # here: pyplot takes half a second to import
+
         ax = plt.figure().add_subplot()
     iterations = range(1, len(result.training_losses) + 1)
     ax.plot(iterations, result.training_losses, "b", label="training", **plot_options)
@@ -92,6 +93,8 @@ def a2(
         print(PASS_MESSAGE)
     if result.training_losses:
         plot_losses(result)
+        import matplotlib.pyplot as plt
+
         plt.show()
     print(format_report(result))
     return result
