@@ -108,7 +108,7 @@ def _compare_all(gradient_fn, model, data, wd_coefficient, datas, what, parts=("
                 f"With {what}: {bad.shape[0]} of the {answer[part].size} elements of {part} differ "
                 f"from the finite-difference gradient, e.g. [{row}, {column}]: yours "
                 f"{answer[part][row, column]:.10g}, finite differences {correct[part][row, column]:.10g}.",
-                gradient_fn, datas)
+                gradient_fn, datas, data["inputs"].shape[1])
 
 
 def check_whole_gradient(gradient_fn, datas=None):

@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 
-from course_utils.checks import LearnerCodeError
+from course_utils.learner_errors import LearnerCodeError
 
 from . import learner_protocol as protocol
 from . import sandbox

@@ -28,6 +28,7 @@ from .gradient_check import (
     check_gradient,
     check_gradient_structure,
 )
+from .learner_errors import LearnerCodeError, hint_for_other_versions
 from .network import N_CLASSES, forward_pass, initial_model
 from .notebook_code import learner_line
 from .training import train
@@ -91,25 +92,16 @@ def _grading():
 
 def _where(error):
     """' (line N of your code: <text>)' for the deepest frame in the learner's code, or ''."""
-    line = learner_line(error, of="your code")
+    line = error.line if isinstance(error, LearnerCodeError) else learner_line(error, of="your code")
     return f" ({line})" if line else ""
-
-
-class LearnerCodeError(Exception):
-    """The learner's function raised ``type_name: message`` in another process.
-
-    The grader calls the learner's code in a separate process and gets its errors back as
-    plain data; ``line`` is the learner's line as text ('line N of your code: ...'), or ''.
-    ``learner_code`` words it like an error raised here.
-    """
-
-    def __init__(self, type_name, message, line=""):
-        super().__init__(message)
-        self.type_name, self.message, self.line = type_name, message, line
 
 
 def learner_code(function, *args, name="d_loss_by_d_model"):
     """Call ``function(*args)`` quietly and turn its exceptions into learner messages.
+
+    ``function`` may be a proxy that runs the learner's function in another process and
+    raises ``LearnerCodeError`` when it failed there; the message is the same as for the
+    same exception raised here.
 
     Raises
     ------
@@ -131,26 +123,24 @@ def learner_code(function, *args, name="d_loss_by_d_model"):
         if _grading():
             _never_returned.add(function)
         raise
-    except NotImplementedError:
-        raise AssertionError(
-            f"{name} is not implemented yet: replace the line 'raise NotImplementedError(...)' "
-            "with your code and run its cell again."
-        ) from None
     except AssertionError:
         raise
-    except LearnerCodeError as error:
-        if error.type_name == "NotImplementedError":
-            raise AssertionError(
-                f"{name} is not implemented yet: replace the line 'raise NotImplementedError(...)' "
-                "with your code and run its cell again.") from None
-        where = f" ({error.line})" if error.line else ""
-        raise AssertionError(f"{name} raised {error.type_name}: {error.message}{where}. Fix the error "
-                             "and run its cell again.") from None
-    except Exception as error:  # any mistake in learner code
-        raise AssertionError(
-            f"{name} raised {type(error).__name__}: {error}{_where(error)}. Fix the error and "
-            "run its cell again."
-        ) from None
+    except Exception as error:  # any mistake in learner code, here or in another process
+        remote = isinstance(error, LearnerCodeError)
+        type_name = error.type_name if remote else type(error).__name__
+        message = error.message if remote else str(error)
+        raise AssertionError(_learner_error_message(name, type_name, message, _where(error))) from None
+
+
+def _learner_error_message(name, type_name, message, where):
+    """The message for an exception of type ``type_name`` with text ``message`` from ``name``."""
+    if type_name == "NotImplementedError":
+        return (f"{name} is not implemented yet: replace the line 'raise NotImplementedError(...)' "
+                "with your code and run its cell again.")
+    if type_name == "AssertionError":  # the learner's own assert, as it would be raised here
+        return message
+    return (f"{name} raised {type_name}: {message}{where}. Fix the error and run its cell "
+            f"again.{hint_for_other_versions(type_name, message)}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -255,56 +245,173 @@ def _structure_message(error):
     return str(error)
 
 
-def _layer_mistake(part, answer, correct, model, data, wd_coefficient, hid_output):
-    """Name the mistake in one layer of one probe, or None when this probe looks right."""
+# The diagnosis models each layer of the learner's answer as
+#     answer = alpha * (cross-entropy part) + c * (the layer's weights)
+# and fits alpha and c on probes with two batch sizes (a factor m is not a constant) and
+# three weight decays, one of them 0 (c should be wd_coefficient, nothing more).
+DIAGNOSIS_BATCHES = (slice(1, 6), slice(6, 14))       # 5 and 8 cases of the training set
+DIAGNOSIS_WD_COEFFICIENTS = (0.0, 0.1, 0.03)
+FIT_RTOL = 1e-6          # residual of a fit, relative to the answer: it explains the answer
+COEFFICIENT_RTOL = 1e-4  # two fitted coefficients that agree to this are the same number
+COEFFICIENT_ATOL = 1e-7
+UNUSUAL = "its values are wrong, in a way that is not one of the usual mistakes"
+VARIANT_TEXT = {
+    "transposed": "it is the transpose of the correct gradient (with 10 hidden units the shape is "
+                  "right by accident): check the order of the factors, the result has one row "
+                  "per output class and one column per hidden unit",
+    "no logistic derivative": "the derivative of the logistic function is missing: multiply the "
+                              "error that reaches the hidden units by hid_output * (1 - hid_output)",
+    "logistic derivative twice": "the derivative of the logistic function is applied twice: "
+                                 "multiply by hid_output * (1 - hid_output) once",
+}
+
+
+def _cross_entropy_parts(model, data):
+    """The correct cross-entropy part of each layer's gradient, and its usual wrong versions.
+
+    The loss is the mean over the cases, so the batch's gradient is the mean of one-case
+    gradients. For one case each row of input_to_hid's gradient carries that hidden unit's
+    logistic slope h (1 - h) as a factor: dividing it out (or applying it again) gives the
+    gradient without (or with twice) the logistic derivative.
+
+    Returns
+    -------
+    dict {part: {variant: array shaped like model[part]}}, variant '' being the correct one
+    """
     m = data["inputs"].shape[1]
-    weights = model[part]
-    if _close(answer, correct):
-        return None
-    if not np.any(answer):
+    parts = {"hid_to_class": {"": 0}, "input_to_hid": {"": 0, "no logistic derivative": 0,
+                                                        "logistic derivative twice": 0}}
+    for case in range(m):
+        one_case = _cases(data, slice(case, case + 1))
+        gradient = numerical_gradient(model, one_case, 0.0)
+        hid_output = forward_pass(model, one_case)[1]                     # (n_hid, 1)
+        slope = hid_output * (1 - hid_output)
+        parts["hid_to_class"][""] += gradient["hid_to_class"] / m
+        parts["input_to_hid"][""] += gradient["input_to_hid"] / m
+        parts["input_to_hid"]["no logistic derivative"] += gradient["input_to_hid"] / slope / m
+        parts["input_to_hid"]["logistic derivative twice"] += gradient["input_to_hid"] * slope / m
+    correct = parts["hid_to_class"][""]
+    if correct.shape[0] == correct.shape[1]:
+        parts["hid_to_class"]["transposed"] = correct.T
+    return parts
+
+
+def _fit(answer, cross_entropy_part, weights):
+    """(alpha, c) with answer = alpha * cross_entropy_part + c * weights, or None if no such pair."""
+    basis = np.stack([cross_entropy_part.ravel(), weights.ravel()], axis=1)
+    coefficients = np.linalg.lstsq(basis, answer.ravel(), rcond=None)[0]
+    residual = np.linalg.norm(answer.ravel() - basis @ coefficients)
+    return tuple(coefficients) if residual <= FIT_RTOL * np.linalg.norm(answer) else None
+
+
+def _times_power_of_m(values):
+    """(k, p) with values[m] = k * m**p for every batch size m, p in 0, 1, -1; or None.
+
+    k is rounded when it is a whole number (1, 2, -1), so that messages can name it.
+    """
+    for p in (0, 1, -1):
+        ks = [value / m ** p for m, value in values.items()]
+        if np.allclose(ks, ks[0], rtol=COEFFICIENT_RTOL, atol=COEFFICIENT_ATOL):
+            k = float(ks[0])
+            whole = abs(k - round(k)) <= COEFFICIENT_ATOL + COEFFICIENT_RTOL * abs(k)
+            return (round(k) if whole else k), p
+    return None
+
+
+def _m_times(how, batch_size):
+    """'m times too large (1000 in the test above)': the factor, and its value in the failing check."""
+    return f"m times too {how} ({batch_size} in the test above)" if batch_size else f"m times too {how}"
+
+
+def _describe(variant, alpha, beta, gamma, batch_size):
+    """One sentence for one layer from the fitted forms, or None when they are the right ones.
+
+    variant : '' or a key of VARIANT_TEXT; alpha, beta, gamma : (k, p) from
+    _times_power_of_m (k * m**p), or None when they have no such form. The answer was
+    alpha * (cross-entropy part) + (beta * wd_coefficient + gamma) * weights.
+    """
+    clauses = [VARIANT_TEXT[variant]] if variant else []
+    if alpha is None:
+        clauses.append("the cross-entropy part is not a fixed multiple of the right one")
+    elif alpha[0] == 0:
+        clauses.append("the cross-entropy part is missing: there is only the weight decay term")
+    elif alpha != (1, 0):
+        k, p = alpha
+        if k < 0:
+            clauses.append("its sign is flipped (it points uphill): the output error is "
+                           "class_prob minus target, not target minus class_prob")
+        if abs(k) != 1:
+            clauses.append(f"the cross-entropy part is {abs(k):.3g} times what it should be")
+        if p == 1:
+            clauses.append(f"the cross-entropy part is {_m_times('large', batch_size)}: it is "
+                           "the sum over the cases, not the average. Divide by the number of cases m")
+        if p == -1:
+            clauses.append(f"the cross-entropy part is {_m_times('small', batch_size)}: you "
+                           "divide by the number of cases m twice")
+    if beta is None:
+        clauses.append("the weight decay term is not a fixed multiple of wd_coefficient times the weights")
+    elif beta[0] == 0:
+        clauses.append("the weight decay term is missing: add wd_coefficient times the weights")
+    elif beta != (1, 0):
+        k, p = beta
+        how = {1: [], 2: ["added twice"], -1: ["subtracted instead of added"],
+               -2: ["subtracted twice"]}.get(k, [f"{k:.3g} times what it should be"])
+        how += {1: ["multiplied by the number of cases m"], 0: [],
+                -1: ["divided by the number of cases m (only the cross-entropy part is averaged)"]}[p]
+        clauses.append("the weight decay term is " + " and ".join(how) +
+                       ": it is wd_coefficient times the weights")
+    if gamma is None:
+        clauses.append("it contains a multiple of the weights that does not depend on wd_coefficient "
+                       "in the usual way")
+    elif gamma[0] != 0:
+        k, p = gamma
+        times = "the weights" if k == 1 else f"{k:.3g} times the weights"
+        times += {1: " times m", 0: "", -1: " divided by m"}[p]
+        clauses.append(f"it contains {times} even when wd_coefficient is 0: the weight decay "
+                       "term is wd_coefficient times the weights, nothing else")
+    return "; ".join(clauses) or None
+
+
+def _layer_mistake(part, probes, weights, batch_size):
+    """Name the mistakes in one layer, or None when it looks right.
+
+    probes : list of (m, wd_coefficient, answer, parts), answer the learner's gradient of
+        this layer and parts the dict {variant: array} of ``_cross_entropy_parts``
+    weights : the layer's weights, shaped like answer
+    batch_size : int or None, the number of cases of the failing check, for the message
+    """
+    if not any(np.any(answer) for _, _, answer, _ in probes):
         return "it is all zeros: it looks not implemented yet"
-    if part == "hid_to_class" and answer.shape[0] == answer.shape[1] and _close(answer, correct.T):
-        return ("it is the transpose of the correct gradient (with 10 hidden units the shape is "
-                "right by accident): check the order of the factors, the result has one row "
-                "per output class and one column per hidden unit")
-    if _close(answer, -correct):
-        return ("its sign is flipped: it points uphill. The output error is class_prob minus "
-                "target, not target minus class_prob")
-    if m > 1 and _close(answer, correct * m):
-        return (f"it is {m} times too large, the batch size: it is the sum over the cases, "
-                "not the average. Divide by the number of cases m")
-    if m > 1 and _close(answer, correct / m):
-        return (f"it is {m} times too small, the batch size: you divide by the number of "
-                "cases m twice")
-    if wd_coefficient:
-        without = correct - wd_coefficient * weights
-        if _close(answer, without):
-            return "the weight decay term is missing: add wd_coefficient times the weights"
-        if _close(answer, correct + wd_coefficient * weights):
-            return ("the weight decay term is there twice: add wd_coefficient times the "
-                    "weights once")
-        if _close(answer, without + wd_coefficient * weights / m):
-            return ("the weight decay term is divided by the number of cases: only the "
-                    "cross-entropy part is averaged over the cases")
-        if _close(answer, without - wd_coefficient * weights):
-            return "the weight decay term has the wrong sign: add it, do not subtract it"
-    if part == "input_to_hid" and m == 1:
-        slope = hid_output[:, 0] * (1 - hid_output[:, 0])
-        if _close(answer, correct / slope[:, None]):
-            return ("the derivative of the logistic function is missing: multiply the error "
-                    "that reaches the hidden units by hid_output * (1 - hid_output)")
-        if _close(answer, correct * slope[:, None]):
-            return ("the derivative of the logistic function is applied twice: multiply by "
-                    "hid_output * (1 - hid_output) once")
-    return "its values are wrong, in a way that is not one of the usual mistakes"
+    for variant in probes[0][3]:
+        # A transposed gradient usually has its weight decay term transposed too.
+        basis = weights.T if variant == "transposed" else weights
+        fits = [_fit(answer, parts[variant], basis) for _, _, answer, parts in probes]
+        if all(fits):
+            break
+    else:
+        return UNUSUAL
+    # alpha must be one number per batch size; c = beta * wd_coefficient + gamma.
+    alphas, betas, gammas = {}, {}, {}
+    for m in {m for m, *_ in probes}:
+        rows = [(wd, alpha, c) for (m_probe, wd, _, _), (alpha, c) in zip(probes, fits) if m_probe == m]
+        wds, alpha, c = (np.array(column) for column in zip(*rows))
+        if not np.allclose(alpha, alpha[0], rtol=COEFFICIENT_RTOL, atol=COEFFICIENT_ATOL):
+            return UNUSUAL
+        betas[m], gammas[m] = np.linalg.lstsq(np.stack([wds, np.ones_like(wds)], axis=1), c,
+                                              rcond=None)[0]
+        if not np.allclose(betas[m] * wds + gammas[m], c, rtol=COEFFICIENT_RTOL, atol=COEFFICIENT_ATOL):
+            return UNUSUAL
+        alphas[m] = alpha[0]
+    return _describe(variant, _times_power_of_m(alphas), _times_power_of_m(betas),
+                     _times_power_of_m(gammas), batch_size)
 
 
-def diagnose_gradient(gradient_fn, datas=None):
+def diagnose_gradient(gradient_fn, datas=None, batch_size=None):
     """Name the usual mistakes in ``gradient_fn``, layer by layer.
 
-    Three probes on a model with 10 hidden units: one case without weight decay (sign,
-    transposition, the logistic derivative), five cases (the 1/m average) and five cases
-    with weight decay.
+    Six probes on a model with 10 hidden units: batches of 5 and 8 cases, each with weight
+    decay 0, 0.1 and 0.03. ``batch_size``, the number of cases of the check that failed,
+    only goes into the messages ("m times too large (1000 in the test above)").
 
     Returns
     -------
@@ -321,35 +428,31 @@ def diagnose_gradient(gradient_fn, datas=None):
     __tracebackhide__ = True
     datas = load_data() if datas is None else datas
     model = _slightly_random_model(10)
-    training = datas["train"]
-    probes = [(_cases(training, slice(0, 1)), 0.0),
-              (_cases(training, slice(1, 6)), 0.0),
-              (_cases(training, slice(6, 11)), 0.1)]
-    found = {"hid_to_class": None, "input_to_hid": None}
-    for data, wd_coefficient in probes:
-        answer = _probe(gradient_fn, model, data, wd_coefficient)
-        correct = numerical_gradient(model, data, wd_coefficient)
-        hid_output = forward_pass(model, data)[1]
-        for part in found:
-            if found[part] is None:
-                found[part] = _layer_mistake(part, answer[part], correct[part], model, data,
-                                             wd_coefficient, hid_output)
-    return found
+    probes = {"hid_to_class": [], "input_to_hid": []}
+    for columns in DIAGNOSIS_BATCHES:
+        data = _cases(datas["train"], columns)
+        parts = _cross_entropy_parts(model, data)
+        for wd_coefficient in DIAGNOSIS_WD_COEFFICIENTS:
+            answer = _probe(gradient_fn, model, data, wd_coefficient)
+            for part in probes:
+                probes[part].append((data["inputs"].shape[1], wd_coefficient, answer[part], parts[part]))
+    return {part: _layer_mistake(part, probes[part], model[part], batch_size) for part in probes}
 
 
-def _diagnosis_text(gradient_fn, datas):
+def _diagnosis_text(gradient_fn, datas, batch_size=None):
     __tracebackhide__ = True
-    found = diagnose_gradient(gradient_fn, datas)
+    found = diagnose_gradient(gradient_fn, datas, batch_size)
     lines = [f"- {PART_NAMES[part]}: {message}." for part, message in found.items() if message]
     if not lines:
         return ""
     return "\nWhat looks wrong, layer by layer:\n" + "\n".join(lines)
 
 
-def _fail_with_diagnosis(problem, gradient_fn, datas):
+def _fail_with_diagnosis(problem, gradient_fn, datas, batch_size):
+    """Raise AssertionError with ``problem`` and the diagnosis; batch_size is the failing check's m."""
     __tracebackhide__ = True
     try:
-        diagnosis = _diagnosis_text(gradient_fn, datas)
+        diagnosis = _diagnosis_text(gradient_fn, datas, batch_size)
     except AssertionError as error:
         diagnosis = f"\n{error}"
     raise AssertionError(f"{problem}{diagnosis}")
@@ -363,7 +466,7 @@ def _check_against_tester(gradient_fn, model, data, wd_coefficient, datas, what)
         with _no_stderr():
             check_gradient(model, data, wd_coefficient, gradient_fn)
     except GradientCheckError as error:
-        _fail_with_diagnosis(f"With {what}: {error}", gradient_fn, datas)
+        _fail_with_diagnosis(f"With {what}: {error}", gradient_fn, datas, data["inputs"].shape[1])
 
 
 # ---------------------------------------------------------------------------------------
@@ -440,7 +543,7 @@ def check_training_loss(gradient_fn, datas=None):
     else:
         problem = (f"After a2(0, 10, 30, 0.01, 0, False, 10) with your gradient the training "
                    f"loss is {final!r}, which is not the reference value.")
-    _fail_with_diagnosis(problem, gradient_fn, datas)
+    _fail_with_diagnosis(problem, gradient_fn, datas, REFERENCE_RUN["mini_batch_size"])
 
 
 def _typed_number(value, name):

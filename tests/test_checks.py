@@ -115,6 +115,150 @@ def test_tiny_gradient_answers_match_finite_differences():
         checks.check_tiny_gradient_form("input_to_hid", [[0.3655], [0.7311]])
 
 
+@pytest.mark.parametrize("file_name, part, phrase", [
+    ("transposed.py", "hid_to_class", "transpose"),
+    ("missing_1_over_m.py", "hid_to_class", "m times too large"),
+    ("missing_1_over_m.py", "input_to_hid", "m times too large"),
+    ("flipped_sign.py", "input_to_hid", "sign is flipped"),
+    ("missing_weight_decay.py", "input_to_hid", "weight decay term is missing"),
+    ("doubled_weight_decay.py", "hid_to_class", "added twice"),
+    ("missing_logistic_derivative.py", "input_to_hid", "logistic function is missing"),
+])
+def test_diagnosis_names_the_mistake_per_layer(datas, file_name, part, phrase):
+    found = checks.diagnose_gradient(answer(file_name), datas)
+    assert phrase in found[part]
+
+
+def _m(data):
+    return data["inputs"].shape[1]
+
+
+def _wrong(solution, cross_entropy, weight_decay):
+    """A wrong gradient: cross_entropy(g, m) + weight_decay(W, wd, m) per layer, g the solution's at wd 0."""
+    def d_loss_by_d_model(model, data, wd_coefficient):
+        right = solution(model, data, 0.0)
+        return {part: cross_entropy(right[part], _m(data)) + weight_decay(model[part], wd_coefficient, _m(data))
+                for part in model}
+    return d_loss_by_d_model
+
+
+# (cross-entropy part, weight decay part, what the diagnosis says for both layers)
+COMBINATIONS = {
+    "twice and divided by m": (lambda g, m: g, lambda w, wd, m: 2 * wd * w / m,
+                               "the weight decay term is added twice and divided by the number of cases m"),
+    "divided by m": (lambda g, m: g, lambda w, wd, m: wd * w / m,
+                     "the weight decay term is divided by the number of cases m"),
+    "weights at wd 0": (lambda g, m: g, lambda w, wd, m: wd * w + w,
+                        "it contains the weights even when wd_coefficient is 0"),
+    "weights over m at wd 0": (lambda g, m: g, lambda w, wd, m: wd * w + 0.5 * w / m,
+                               "it contains 0.5 times the weights divided by m even when wd_coefficient is 0"),
+    "subtracted": (lambda g, m: g, lambda w, wd, m: -wd * w, "subtracted instead of added"),
+    "multiplied by m": (lambda g, m: g, lambda w, wd, m: wd * w * m,
+                        "the weight decay term is multiplied by the number of cases m"),
+    "sum and missing": (lambda g, m: g * m, lambda w, wd, m: 0 * w,
+                        "m times too large (1000 in the test above): it is the sum over the cases, "
+                        "not the average. Divide by the number of cases m; the weight decay term is missing"),
+    "flipped sum": (lambda g, m: -g * m, lambda w, wd, m: wd * w,
+                    "its sign is flipped (it points uphill): the output error is class_prob minus target, "
+                    "not target minus class_prob; the cross-entropy part is m times too large"),
+    "too small, twice": (lambda g, m: g / m, lambda w, wd, m: 2 * wd * w,
+                         "m times too small (1000 in the test above): you divide by the number of cases m "
+                         "twice; the weight decay term is added twice"),
+    "half": (lambda g, m: g / 2, lambda w, wd, m: wd * w, "the cross-entropy part is 0.5 times what it should be"),
+    "only weight decay": (lambda g, m: 0 * g, lambda w, wd, m: wd * w, "the cross-entropy part is missing"),
+}
+
+
+@pytest.mark.parametrize("name", COMBINATIONS)
+def test_diagnosis_names_combined_mistakes(solution, datas, name):
+    cross_entropy, weight_decay, phrase = COMBINATIONS[name]
+    found = checks.diagnose_gradient(_wrong(solution, cross_entropy, weight_decay), datas, batch_size=1000)
+    for part in found:
+        assert phrase in found[part], (part, found[part])
+
+
+def test_diagnosis_of_transposition_and_the_logistic_derivative_with_other_mistakes(solution, datas):
+    transposed = answer("transposed.py")
+    no_slope = answer("missing_logistic_derivative.py")
+
+    def both(model, data, wd_coefficient):
+        # transposed hid_to_class without weight decay; no logistic derivative, decay added twice
+        gradient = no_slope(model, data, wd_coefficient)
+        return {"hid_to_class": transposed(model, data, 0.0)["hid_to_class"],
+                "input_to_hid": gradient["input_to_hid"] + wd_coefficient * model["input_to_hid"]}
+
+    found = checks.diagnose_gradient(both, datas)
+    assert "transpose of the correct gradient" in found["hid_to_class"]
+    assert "weight decay term is missing" in found["hid_to_class"]
+    assert "logistic function is missing" in found["input_to_hid"]
+    assert "added twice" in found["input_to_hid"]
+
+    def slope_twice(model, data, wd_coefficient):
+        hid_output = course_utils.forward_pass(model, data)[1]
+        right = solution(model, data, 0.0)["input_to_hid"]
+        # the correct cross-entropy part with the logistic slope applied once more, case by case
+        m = _m(data)
+        twice = sum(solution(model, checks._cases(data, slice(j, j + 1)), 0.0)["input_to_hid"]
+                    * (hid_output[:, j:j + 1] * (1 - hid_output[:, j:j + 1])) for j in range(m)) / m
+        assert twice.shape == right.shape
+        return {"hid_to_class": solution(model, data, wd_coefficient)["hid_to_class"],
+                "input_to_hid": -twice + wd_coefficient * model["input_to_hid"]}
+
+    found = checks.diagnose_gradient(slope_twice, datas)
+    assert found["hid_to_class"] is None
+    assert "applied twice" in found["input_to_hid"] and "sign is flipped" in found["input_to_hid"]
+
+
+def test_diagnosis_of_a_mistake_that_is_not_usual(solution, datas):
+    def noisy(model, data, wd_coefficient):
+        return {part: g + 1e-3 * np.sin(np.arange(g.size)).reshape(g.shape)
+                for part, g in solution(model, data, wd_coefficient).items()}
+
+    found = checks.diagnose_gradient(noisy, datas)
+    assert all("not one of the usual mistakes" in message for message in found.values())
+
+
+def test_factor_m_is_the_one_of_the_failing_check(solution, datas):
+    summed = _wrong(solution, lambda g, m: g * m, lambda w, wd, m: wd * w)
+    with pytest.raises(AssertionError, match=r"m times too large \(1000 in the test above\)"):
+        checks.check_gradient_on_training_set(summed, datas)
+    # the first batch has one case, where the sum is the average: the failing one has 3
+    with pytest.raises(AssertionError, match=r"mini-batch of 3 cases(.|\n)*m times too large \(3 in the test above\)"):
+        hidden_tests.check_small_batches(summed, datas)
+    with pytest.raises(AssertionError, match=r"m times too large \(20 in the test above\)"):
+        hidden_tests.check_weight_decay(summed, datas)
+    with pytest.raises(AssertionError, match=r"m times too large \(6 in the test above\)"):
+        hidden_tests.check_whole_gradient(summed, datas)
+    halved = _wrong(solution, lambda g, m: g / m, lambda w, wd, m: wd * w)
+    with pytest.raises(AssertionError, match=r"m times too small \(50 in the test above\)"):
+        hidden_tests.check_other_hidden_sizes(halved, datas)
+
+
+def test_factor_m_of_the_training_run(solution, datas):
+    summed = _wrong(solution, lambda g, m: g * m, lambda w, wd, m: wd * w)
+    with pytest.raises(AssertionError, match=r"m times too large \(10 in the test above\)"):
+        checks.check_training_loss(summed, datas)
+
+
+def test_diagnosis_finds_nothing_wrong_in_correct_answers(solution, datas):
+    for gradient_fn in (solution, answer("learner_style.py")):
+        assert checks.diagnose_gradient(gradient_fn, datas) == {"hid_to_class": None, "input_to_hid": None}
+    found = checks.diagnose_gradient(answer("missing_logistic_derivative.py"), datas)
+    assert found["hid_to_class"] is None
+
+
+@pytest.mark.parametrize("file_name, phrase", [
+    ("wrong_keys.py", "exactly the keys"),
+    ("wrong_shape.py", "It looks transposed"),
+    ("nan_gradient.py", "NaN or infinity"),
+    ("raises.py", "raised ValueError"),
+    ("returns_zeros.py", "not implemented yet"),
+])
+def test_unusable_answers_get_a_clear_message(datas, file_name, phrase):
+    with pytest.raises(AssertionError, match=phrase):
+        checks.check_gradient_keys_and_shapes(answer(file_name), datas)
+
+
 def test_not_implemented_stub(datas):
     def d_loss_by_d_model(model, data, wd_coefficient):
         raise NotImplementedError("Not implemented yet: write your code in this cell.")

@@ -139,7 +139,7 @@ def test_a_learner_process_without_sandbox_answers_calls():
              "    return {part: 2 * w for part, w in model.items()}"]
     model = {"input_to_hid": np.ones((2, 256)), "hid_to_class": np.ones((10, 2))}
     data = {"inputs": np.zeros((256, 3)), "target": np.eye(10)[:, :3]}
-    from course_utils.checks import LearnerCodeError
+    from course_utils.learner_errors import LearnerCodeError
 
     with LearnerFunction(cells, 0, SandboxSettings(enabled=False)) as function:
         gradient = function(model, data, 0.0)
