@@ -6,6 +6,7 @@ exists in exactly one place.
 """
 
 import ast
+import linecache
 import sysconfig
 import traceback
 from pathlib import Path
@@ -142,6 +143,8 @@ def define_function(cells, function_cell, name, namespace, filename="cell"):
     failure = ""
     try:
         source = _ipython_lines_removed(cells[function_cell]) if 0 <= function_cell < len(cells) else ""
+        # Known to linecache, so that an error message can quote the learner's line.
+        linecache.cache[f"{name} cell"] = (len(source), None, source.splitlines(True), f"{name} cell")
         exec(compile(source, f"{name} cell", "exec"), namespace)
     except Exception as error:
         failure = f"the cell that defines {name} failed: {type(error).__name__}: {error}"

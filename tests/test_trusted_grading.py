@@ -38,6 +38,7 @@ def graded(tmp_path_factory):
     support.submit_gradient(root, "steal_hidden_tests", support.attack("steal_hidden_tests", "solution", root))
     support.submit_gradient(root, "helper_in_other_cell", support.attack("helper_in_other_cell"),
                             extra_cells=[support.attack("helper_cell")])
+    support.submit_gradient(root, "other_version_names", support.attack("other_version_names"))
     control = support.copy_course(root, base / "control")
     result = support.course_grade(root, "--workers", "2")
     assert result.returncode == 0 and not result.stderr, result.stdout + result.stderr
@@ -105,6 +106,14 @@ def test_hidden_tests_never_reach_the_learner(graded):
     # ... and the learner's correct work is graded in full all the same.
     full = support.autograded_max_scores(root / "gradebook.db")
     assert _auto(root, "steal_hidden_tests") == full
+
+
+def test_names_of_other_versions_are_explained_from_the_learner_process(graded):
+    root, control, _ = graded
+    for course in (root, control):
+        cells = _test_cells(course / "autograded" / "other_version_names" / "backprop" / "backprop.ipynb")
+        message = cells["test_gradient_training_set"]["outputs"][-1]["evalue"]
+        assert "KeyError" in message and "data['target']" in message and "line 4 of your code: error = " in message, message
 
 
 def test_test_cells_show_the_graders_message(graded):
