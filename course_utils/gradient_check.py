@@ -281,8 +281,9 @@ def check_gradient_structure(gradient, model):
             )
     for part in PARTS:
         values = np.asarray(gradient[part], dtype=np.float64)
-        bad = np.argwhere(~np.isfinite(values))
-        if bad.size:
+        # Checked on every training iteration: the cheap test first, the search only on failure.
+        if not np.isfinite(values).all():
+            bad = np.argwhere(~np.isfinite(values))
             row, column = (int(i) for i in bad[0])
             raise GradientCheckError(
                 f"Your gradient computation produced a NaN or infinity in {part} (first at "

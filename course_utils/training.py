@@ -4,9 +4,11 @@
 ``report.py``, so tests, widgets and notebooks share this one loop.
 """
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .data import load_data
 from .gradient_check import check_gradient as run_gradient_check
@@ -144,6 +146,7 @@ def train(
     best = {"theta": theta.copy(), "validation_loss": np.inf, "iteration": None}
     diverged = stopped_early = False
     batch = training
+    one_blas_thread = _one_blas_thread_for_small_products()
     iterations = progress_bar(range(1, n_iters + 1), progress, unit="iteration")
     for iteration in iterations:
         start = ((iteration - 1) * mini_batch_size) % n_train
@@ -153,7 +156,8 @@ def train(
         }
         # A copy, so a gradient_fn that writes into the model cannot change theta.
         model = theta_to_model(theta.copy())
-        gradient = gradient_fn(model, batch, wd_coefficient)
+        with one_blas_thread():
+            gradient = gradient_fn(model, batch, wd_coefficient)
         check_gradient_structure(gradient, model)
         # A run that blows up overflows here; it is reported as diverged, not as warnings.
         with np.errstate(over="ignore", invalid="ignore"):
@@ -195,6 +199,19 @@ def train(
         settings=settings,
         gradient_checks=gradient_checks,
     )
+
+
+def _one_blas_thread_for_small_products():
+    """A context manager that limits BLAS to one thread, when it has more.
+
+    The mini-batch step's products (n_hid x 256 x 100) are too small for threads: on a
+    shared machine spinning BLAS threads make them several times slower. The product
+    with all the training and validation cases, outside it, keeps the threads.
+    """
+    blas = ThreadpoolController().select(user_api="blas")
+    if all(info["num_threads"] <= 1 for info in blas.info()):
+        return contextlib.nullcontext
+    return lambda: blas.limit(limits=1)
 
 
 def evaluate(model, datas, wd_coefficient):
