@@ -14,7 +14,6 @@ which learners see too). The answer checks take the expected value as an argumen
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import expit
 
 from course_utils import checks, network
 from course_utils.checks import (
@@ -53,7 +52,7 @@ def check_tiny_gradient(part, answer, expected):
     hints = []
     if np.allclose(values, -expected, atol=TINY_TOLERANCE, rtol=0):
         hints.append("The sign is flipped: the output error is y - t, not t - y.")
-    h = float(expit(TINY_MODEL["input_to_hid"] @ TINY_DATA["inputs"])[0, 0])
+    h = float(network.logistic(TINY_MODEL["input_to_hid"] @ TINY_DATA["inputs"])[0, 0])
     if part == "input_to_hid" and np.allclose(values, expected / (h * (1 - h)), atol=TINY_TOLERANCE, rtol=0):
         hints.append("The derivative of the logistic function, h (1 - h), is missing.")
     if not hints:

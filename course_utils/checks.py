@@ -17,19 +17,17 @@ import warnings
 from numbers import Real
 
 import numpy as np
-from scipy.special import expit, logsumexp
+from scipy.special import expit
 
 from .data import load_data
 from .gradient_check import (
-    STENCIL_DISTANCES,
-    STENCIL_WEIGHTS,
-    STEP,
     GradientCheckError,
+    central_difference,
     check_gradient,
     check_gradient_structure,
 )
 from .learner_errors import LearnerCodeError, hint_for_other_versions
-from .network import N_CLASSES, forward_pass, initial_model
+from .network import N_CLASSES, cross_entropy, forward_pass, initial_model, log_softmax, logistic
 from .notebook_code import learner_line
 from .training import train
 
@@ -147,15 +145,6 @@ def _learner_error_message(name, type_name, message, where):
 # A numerical gradient fast enough to compare every element
 
 
-def _cross_entropy(class_input, target):
-    """Mean cross-entropy of softmax(class_input) over the last axis (cases).
-
-    class_input : (..., 10, m) array; target : (10, m) array. Returns an array of shape (...).
-    """
-    log_class_prob = class_input - logsumexp(class_input, axis=-2, keepdims=True)
-    return -np.sum(log_class_prob * target, axis=(-2, -1)) / target.shape[1]
-
-
 def numerical_gradient(model, data, wd_coefficient):
     """Every element of the gradient by the tester's 8-point finite difference (step 1e-2).
 
@@ -176,26 +165,26 @@ def numerical_gradient(model, data, wd_coefficient):
     input_to_hid, hid_to_class = model["input_to_hid"], model["hid_to_class"]
     inputs, target = data["inputs"], data["target"]
     hid_input = input_to_hid @ inputs                    # (n_hid, m)
-    hid_output = expit(hid_input)                        # (n_hid, m)
+    hid_output = logistic(hid_input)                     # (n_hid, m)
     class_input = hid_to_class @ hid_output              # (10, m)
-    n_hid = input_to_hid.shape[0]
-    d_input_to_hid = np.zeros_like(input_to_hid)
-    d_hid_to_class = np.zeros_like(hid_to_class)
-    for distance, weight in zip(STENCIL_DISTANCES, STENCIL_WEIGHTS):
-        step = distance * STEP
-        # hid_to_class[k, j] + step adds step * hid_output[j] to class_input[k]: (10, n_hid, 10, m)
+
+    def hid_to_class_losses(offset):
+        # hid_to_class[k, j] + offset adds offset * hid_output[j] to class_input[k]: (10, n_hid, 10, m)
         moved = (class_input[None, None]
-                 + step * np.eye(N_CLASSES)[:, None, :, None] * hid_output[None, :, None, :])
-        decay = wd_coefficient / 2 * ((hid_to_class + step) ** 2 - hid_to_class ** 2)
-        d_hid_to_class += weight * (_cross_entropy(moved, target) + decay)
-        # input_to_hid[i, j] + step changes hidden unit i's output: (n_hid, 256, 10, m)
-        for unit in range(n_hid):
-            new_output = expit(hid_input[unit][None, :] + step * inputs)          # (256, m)
-            change = new_output - hid_output[unit][None, :]                       # (256, m)
-            moved = class_input[None] + hid_to_class[:, unit][None, :, None] * change[:, None, :]
-            decay = wd_coefficient / 2 * ((input_to_hid[unit] + step) ** 2 - input_to_hid[unit] ** 2)
-            d_input_to_hid[unit] += weight * (_cross_entropy(moved, target) + decay)
-    return {"input_to_hid": d_input_to_hid / STEP, "hid_to_class": d_hid_to_class / STEP}
+                 + offset * np.eye(N_CLASSES)[:, None, :, None] * hid_output[None, :, None, :])
+        decay = wd_coefficient / 2 * ((hid_to_class + offset) ** 2 - hid_to_class ** 2)
+        return cross_entropy(log_softmax(moved), target) + decay          # (10, n_hid)
+
+    def input_to_hid_losses(unit, offset):
+        # input_to_hid[unit, j] + offset changes the unit's output: (256, 10, m)
+        change = logistic(hid_input[unit][None, :] + offset * inputs) - hid_output[unit][None, :]
+        moved = class_input[None] + hid_to_class[:, unit][None, :, None] * change[:, None, :]
+        decay = wd_coefficient / 2 * ((input_to_hid[unit] + offset) ** 2 - input_to_hid[unit] ** 2)
+        return cross_entropy(log_softmax(moved), target) + decay          # (256,)
+
+    d_input_to_hid = np.array([central_difference(lambda offset: input_to_hid_losses(unit, offset))
+                               for unit in range(input_to_hid.shape[0])])
+    return {"input_to_hid": d_input_to_hid, "hid_to_class": central_difference(hid_to_class_losses)}
 
 
 # ---------------------------------------------------------------------------------------

@@ -8,34 +8,102 @@ Shapes used throughout (m is the number of cases in a data split):
 """
 
 import numpy as np
-from scipy.special import expit
 
 N_INPUTS = 256
 N_CLASSES = 10
 
 
-def logistic(x):
-    """Elementwise logistic function 1 / (1 + exp(-x)).
+def logistic(x, out=None):
+    """Elementwise logistic function ``1 / (1 + exp(-x))``, computed exactly that way.
 
-    Uses ``scipy.special.expit``, which gives the same values without the overflow
-    warnings that ``np.exp(-x)`` prints for large negative ``x``.
-    """
-    return expit(x)
-
-
-def log_sum_exp_over_rows(a):
-    """Compute ``log(sum(exp(a), axis=0))`` without overflow.
+    The formula of the original notebook, evaluated in one buffer: ``-x``, ``exp``, ``+ 1``,
+    reciprocal. For ``x < -709`` ``exp(-x)`` overflows to inf and the result is 0, as it
+    should be; the overflow warning that ``np.exp`` would print is turned off here.
 
     Parameters
     ----------
-    a : array of shape (K, m)
+    x : array_like of any shape
+    out : float64 array of ``x``'s shape, optional
+        Where to write the result; may be ``x`` itself (the training loop reuses one buffer).
 
     Returns
     -------
-    array of shape (m,)
+    array of ``x``'s shape (a float for a scalar ``x``)
     """
-    maxs = np.max(a, axis=0)
-    return np.log(np.sum(np.exp(a - maxs), axis=0)) + maxs
+    x = np.asarray(x)
+    if out is None:
+        out = np.empty(x.shape, dtype=np.float64)
+    np.negative(x, out=out)
+    with np.errstate(over="ignore", under="ignore"):
+        np.exp(out, out=out)
+    out += 1
+    np.reciprocal(out, out=out)
+    return out if out.ndim else float(out)
+
+
+def log_sum_exp_over_rows(a):
+    """Compute ``log(sum(exp(a), axis=-2))`` without overflow.
+
+    Parameters
+    ----------
+    a : array of shape (K, m), or a stack (..., K, m) of such arrays
+
+    Returns
+    -------
+    array of shape (m,), or (..., m)
+    """
+    maxs = np.max(a, axis=-2)
+    return np.log(np.sum(np.exp(a - maxs[..., None, :]), axis=-2)) + maxs
+
+
+def log_softmax(class_input):
+    """Log of the softmax over each column: ``class_input - log_sum_exp_over_rows(class_input)``.
+
+    Parameters
+    ----------
+    class_input : array of shape (10, m), or a stack (..., 10, m)
+
+    Returns
+    -------
+    log_class_prob : array of ``class_input``'s shape
+    """
+    # Huge weights after a diverged run give inf - inf here; the result is
+    # reported as a non-finite loss instead of a warning.
+    with np.errstate(invalid="ignore", over="ignore"):
+        return class_input - log_sum_exp_over_rows(class_input)[..., None, :]
+
+
+def cross_entropy(log_class_prob, target):
+    """Average cross-entropy over the cases: ``-(1/m) sum_cases sum_classes t * log y``.
+
+    Parameters
+    ----------
+    log_class_prob : array of shape (10, m), or a stack (..., 10, m); ``log y``
+    target : array of shape (10, m), one-hot columns ``t``
+
+    Returns
+    -------
+    float, or an array of shape (...) for a stack
+    """
+    with np.errstate(invalid="ignore"):
+        total = -np.mean(np.sum(log_class_prob * target, axis=-2), axis=-1)
+    return float(total) if np.ndim(total) == 0 else total
+
+
+def weight_decay_loss(theta, wd_coefficient):
+    """The weight-decay term ``(wd_coefficient / 2) * ||theta||^2``.
+
+    Parameters
+    ----------
+    theta : array of shape (266 * n_hid,), see ``model_to_theta``
+    wd_coefficient : float
+
+    Returns
+    -------
+    float
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.dot(theta, theta) / 2 * wd_coefficient)
 
 
 def forward_pass(model, data):
@@ -51,17 +119,16 @@ def forward_pass(model, data):
     """
     check_model(model)
     check_data(data)
-    return _forward(model["input_to_hid"], model["hid_to_class"], data["inputs"])
+    return forward_pass_of_arrays(model["input_to_hid"], model["hid_to_class"], data["inputs"])
 
 
-def _forward(input_to_hid, hid_to_class, inputs):
+def forward_pass_of_arrays(input_to_hid, hid_to_class, inputs):
+    """``forward_pass`` of the weights ``input_to_hid`` (n_hid, 256) and ``hid_to_class``
+    (10, n_hid) and the ``inputs`` (256, m), without checking them; the same five arrays."""
     hid_input = input_to_hid @ inputs
     hid_output = logistic(hid_input)
     class_input = hid_to_class @ hid_output
-    # Huge weights after a diverged run give inf - inf here; the result is
-    # reported as a non-finite loss instead of a warning.
-    with np.errstate(invalid="ignore", over="ignore"):
-        log_class_prob = class_input - log_sum_exp_over_rows(class_input)
+    log_class_prob = log_softmax(class_input)
     class_prob = np.exp(log_class_prob)
     return hid_input, hid_output, class_input, log_class_prob, class_prob
 
@@ -76,21 +143,19 @@ def loss(model, data, wd_coefficient):
     float
     """
     log_class_prob = forward_pass(model, data)[3]
-    return _loss_from_log_prob(log_class_prob, data["target"], model, wd_coefficient)
-
-
-def _loss_from_log_prob(log_class_prob, target, model, wd_coefficient):
-    classification_loss = -np.mean(np.sum(log_class_prob * target, axis=0))
-    wd_loss = np.sum(model_to_theta(model) ** 2) / 2 * wd_coefficient
-    return float(classification_loss + wd_loss)
+    return cross_entropy(log_class_prob, data["target"]) + weight_decay_loss(
+        model_to_theta(model), wd_coefficient
+    )
 
 
 def classification_performance(model, data):
     """Fraction of the cases in ``data`` that the model classifies wrongly (error rate)."""
-    return _error_rate(forward_pass(model, data)[2], data["target"])
+    return error_rate(forward_pass(model, data)[2], data["target"])
 
 
-def _error_rate(class_input, target):
+def error_rate(class_input, target):
+    """Fraction of the columns whose largest ``class_input`` (10, m) is not the ``target``
+    (10, m) class."""
     choices = np.argmax(class_input, axis=0)
     targets = np.argmax(target, axis=0)
     return float(np.mean(choices != targets))

@@ -71,8 +71,12 @@ def a2(
     mini_batch_size,
     *,
     datas=None,
+    progress=True,
 ):
     """Train (see ``train``), print the report and plot the loss curves in a new figure.
+
+    A progress bar of the iterations is shown unless ``progress`` is False (and never
+    while nbgrader grades).
 
     Returns
     -------
@@ -88,6 +92,7 @@ def a2(
         do_early_stopping,
         mini_batch_size,
         datas=datas,
+        progress=progress,
     )
     for _ in result.gradient_checks:
         print(PASS_MESSAGE)

@@ -4,22 +4,27 @@
 ``report.py``, so tests, widgets and notebooks share this one loop.
 """
 
+import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from .data import load_data
 from .gradient_check import check_gradient as run_gradient_check
 from .gradient_check import check_gradient_structure
 from .network import (
-    _error_rate,
-    _forward,
-    _loss_from_log_prob,
+    cross_entropy,
+    error_rate,
     forward_pass,
     initial_model,
+    log_softmax,
+    logistic,
     model_to_theta,
     theta_to_model,
+    weight_decay_loss,
 )
+from .progress import progress_bar
 
 SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
 
@@ -76,6 +81,7 @@ def train(
     datas=None,
     check_gradient=True,
     callback=None,
+    progress=False,
 ):
     """Train the network from ``initial_model(n_hid)``.
 
@@ -100,6 +106,9 @@ def train(
     callback : callable, optional
         ``callback(iteration, training_loss, validation_loss)`` after every iteration;
         returning ``"stop"`` ends training.
+    progress : bool or str
+        Show a progress bar of the iterations (text for the bar's label), for a learner
+        working interactively; see ``progress_bar``. Nothing is shown while nbgrader grades.
 
     Returns
     -------
@@ -125,15 +134,21 @@ def train(
     if check_gradient:
         gradient_checks.append(run_gradient_check(model, training, wd_coefficient, gradient_fn))
 
-    # Training and validation losses come from one forward pass over both splits.
+    # Training and validation losses come from one product of the weights with both
+    # splits side by side (n_train + n_val columns), written into one preallocated buffer.
     both_inputs = np.hstack([training["inputs"], validation["inputs"]])
+    hid_output = np.empty((n_hid, both_inputs.shape[1]))
     theta = model_to_theta(model)
+    # Views into theta: updating theta in place updates them.
+    weights = theta_to_model(theta)
     momentum_speed = np.zeros_like(theta)
     training_losses, validation_losses = [], []
-    best = {"theta": theta, "validation_loss": np.inf, "iteration": None}
+    best = {"theta": theta.copy(), "validation_loss": np.inf, "iteration": None}
     diverged = stopped_early = False
     batch = training
-    for iteration in range(1, n_iters + 1):
+    one_blas_thread = _one_blas_thread_for_small_products()
+    iterations = progress_bar(range(1, n_iters + 1), progress, unit="iteration")
+    for iteration in iterations:
         start = ((iteration - 1) * mini_batch_size) % n_train
         batch = {
             "inputs": training["inputs"][:, start : start + mini_batch_size],
@@ -141,30 +156,32 @@ def train(
         }
         # A copy, so a gradient_fn that writes into the model cannot change theta.
         model = theta_to_model(theta.copy())
-        gradient = gradient_fn(model, batch, wd_coefficient)
+        with one_blas_thread():
+            gradient = gradient_fn(model, batch, wd_coefficient)
         check_gradient_structure(gradient, model)
         # A run that blows up overflows here; it is reported as diverged, not as warnings.
         with np.errstate(over="ignore", invalid="ignore"):
-            momentum_speed = momentum_speed * momentum_multiplier - model_to_theta(gradient)
-            theta = theta + momentum_speed * learning_rate
-            model = theta_to_model(theta)
-            log_class_prob = _forward(model["input_to_hid"], model["hid_to_class"], both_inputs)[3]
-            training_loss = _loss_from_log_prob(
-                log_class_prob[:, :n_train], training["target"], model, wd_coefficient
-            )
-            validation_loss = _loss_from_log_prob(
-                log_class_prob[:, n_train:], validation["target"], model, wd_coefficient
-            )
+            momentum_speed *= momentum_multiplier
+            momentum_speed -= model_to_theta(gradient)
+            theta += momentum_speed * learning_rate
+            np.matmul(weights["input_to_hid"], both_inputs, out=hid_output)
+            logistic(hid_output, out=hid_output)
+            log_class_prob = log_softmax(weights["hid_to_class"] @ hid_output)
+            decay = weight_decay_loss(theta, wd_coefficient)
+            training_loss = cross_entropy(log_class_prob[:, :n_train], training["target"]) + decay
+            validation_loss = cross_entropy(log_class_prob[:, n_train:], validation["target"]) + decay
         training_losses.append(training_loss)
         validation_losses.append(validation_loss)
         if do_early_stopping and validation_loss < best["validation_loss"]:
-            best = {"theta": theta, "validation_loss": validation_loss, "iteration": iteration}
+            best = {"theta": theta.copy(), "validation_loss": validation_loss, "iteration": iteration}
         if not (np.isfinite(training_loss) and np.isfinite(validation_loss)):
             diverged = True
             break
         if callback is not None and callback(iteration, training_loss, validation_loss) == "stop":
             stopped_early = True
             break
+    if hasattr(iterations, "close"):
+        iterations.close()
 
     if do_early_stopping and best["iteration"] is not None:
         theta = best["theta"]
@@ -184,9 +201,23 @@ def train(
     )
 
 
+def _one_blas_thread_for_small_products():
+    """A context manager that limits BLAS to one thread, when it has more.
+
+    The mini-batch step's products (n_hid x 256 x 100) are too small for threads: on a
+    shared machine spinning BLAS threads make them several times slower. The product
+    with all the training and validation cases, outside it, keeps the threads.
+    """
+    blas = ThreadpoolController().select(user_api="blas")
+    if all(info["num_threads"] <= 1 for info in blas.info()):
+        return contextlib.nullcontext
+    return lambda: blas.limit(limits=1)
+
+
 def evaluate(model, datas, wd_coefficient):
     """``metrics[split][name]``: loss, classification loss and error rate of every split."""
     metrics = {}
+    decay = weight_decay_loss(model_to_theta(model), wd_coefficient)
     with np.errstate(invalid="ignore", over="ignore"):
         for split in SPLIT_NAMES:
             # One forward pass serves all three numbers (``loss`` twice and
@@ -194,9 +225,9 @@ def evaluate(model, datas, wd_coefficient):
             _, _, class_input, log_class_prob, _ = forward_pass(model, datas[split])
             target = datas[split]["target"]
             metrics[split] = {
-                "loss": _loss_from_log_prob(log_class_prob, target, model, wd_coefficient),
-                "classification_loss": _loss_from_log_prob(log_class_prob, target, model, 0),
-                "error_rate": _error_rate(class_input, target),
+                "loss": cross_entropy(log_class_prob, target) + decay,
+                "classification_loss": cross_entropy(log_class_prob, target),
+                "error_rate": error_rate(class_input, target),
             }
     return metrics
 
