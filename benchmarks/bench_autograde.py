@@ -26,8 +26,8 @@ from nbclient import NotebookClient  # noqa: E402
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from course_grading import pipeline  # noqa: E402
-from course_grading.examples import ASSIGNMENT, EXAMPLES  # noqa: E402
+from demo import pipeline  # noqa: E402
+from demo.examples import ASSIGNMENT, EXAMPLES  # noqa: E402
 
 
 def execute(folder, notebook_name):

@@ -10,7 +10,7 @@ import course_utils
 from course_utils import checks
 from course_utils.notebook_code import learner_namespace
 
-SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
+SUBMISSIONS = Path(__file__).resolve().parent.parent / "demo" / "submissions"
 
 
 def answer(file_name):

@@ -16,8 +16,8 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from course_grading import pipeline
-from course_grading.examples import ASSIGNMENT, EXAMPLES, model_answers
+from demo import pipeline
+from demo.examples import ASSIGNMENT, EXAMPLES, model_answers
 
 PROJECT = Path(__file__).resolve().parent.parent
 SOURCE = PROJECT / "notebooks" / "source" / ASSIGNMENT

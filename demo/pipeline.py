@@ -1,7 +1,7 @@
-"""The instructor's pipeline on the example submissions: ``python -m course_grading.pipeline``.
+"""The instructor's pipeline on the example submissions: ``python -m demo.pipeline``.
 
 1. ``nbgrader generate_assignment``: the learners' release (solutions and hidden tests removed);
-2. the example submissions (``course_grading.examples``) written into ``submitted/``;
+2. the example submissions (``demo.examples``) written into ``submitted/``;
 3. ``nbgrader autograde`` of all of them;
 4. ``nbgrader generate_feedback``: one HTML page per learner and notebook;
 5. ``nbgrader export``: the grades as CSV;
@@ -21,7 +21,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 from .examples import ASSIGNMENT, EXAMPLES, write_submissions
-from .gradebook_sync import put_alembic_on_path
+from course_grading.gradebook_sync import put_alembic_on_path
 
 COURSE = Path(__file__).resolve().parent.parent / "notebooks"
 
