@@ -42,7 +42,7 @@ def execute(folder, notebook_name):
 
 def measure(course, student):
     start = time.perf_counter()
-    pipeline.autograde(course, extra_arguments=[f"--student={student}"])
+    pipeline.nbgrader(course, "autograde", ASSIGNMENT, "--force", f"--student={student}")
     autograde_seconds = time.perf_counter() - start
     # Execute a copy of the submission (the autograde above used the submitted one).
     folder = Path(tempfile.mkdtemp(dir=course))
