@@ -30,7 +30,7 @@ data: $(STAMP)
 
 # Release, autograde the example submissions, feedback, grades table (see README).
 demo: $(STAMP) data
-	$(PYTHON) -m course_grading.pipeline
+	$(PYTHON) -m demo.pipeline
 
 test: $(STAMP) data system-packages
 	$(PYTHON) -m pytest

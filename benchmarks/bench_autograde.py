@@ -26,8 +26,8 @@ from nbclient import NotebookClient  # noqa: E402
 PROJECT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT))
 
-from course_grading import pipeline  # noqa: E402
-from course_grading.examples import ASSIGNMENT, EXAMPLES  # noqa: E402
+from demo import pipeline  # noqa: E402
+from demo.examples import ASSIGNMENT, EXAMPLES  # noqa: E402
 
 
 def execute(folder, notebook_name):
@@ -42,7 +42,7 @@ def execute(folder, notebook_name):
 
 def measure(course, student):
     start = time.perf_counter()
-    pipeline.autograde(course, extra_arguments=[f"--student={student}"])
+    pipeline.nbgrader(course, "autograde", ASSIGNMENT, "--force", f"--student={student}")
     autograde_seconds = time.perf_counter() - start
     # Execute a copy of the submission (the autograde above used the submitted one).
     folder = Path(tempfile.mkdtemp(dir=course))

@@ -1,7 +1,7 @@
 """Benchmark: grading a class in parallel (``course-grade``) against nbgrader's sequential autograde.
 
 Generates N submissions of the backprop notebook (a mix of correct and faulty answers from
-``course_grading.examples``), grades one copy of the course with ``nbgrader autograde`` (one
+``demo.examples``), grades one copy of the course with ``nbgrader autograde`` (one
 submission after another, no sandbox, no re-check: the baseline) and another copy with
 ``course-grade`` (sandboxed, re-checked, all cores), in the same run, then prints both
 times and whether the gradebooks agree cell by cell.
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import grading_support as support  # noqa: E402
+from demo import courses as support  # noqa: E402
 
 # Correct and faulty answers, none that runs into a time limit (that measures the limit).
 MIX = ("correct", "returns_zeros", "transposed", "missing_1_over_m", "flipped_sign",

@@ -22,10 +22,11 @@ import time
 from pathlib import Path
 
 PROJECT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(PROJECT / "tests"))
+sys.path.insert(0, str(PROJECT))
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import grading_support as support  # noqa: E402  (the course-building helpers of the tests)
+from demo import courses as support  # noqa: E402  (the demo's course-building helpers)
+from demo import examples  # noqa: E402
 
 
 class CpuMeter:
@@ -83,7 +84,7 @@ def main():
     parser.add_argument("--notebooks", default="backprop,generalization")
     args = parser.parse_args()
     notebooks = tuple(args.notebooks.split(","))
-    from course_grading import examples, grade
+    from course_grading import grade
 
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=os.environ.get("TMPDIR")))
     try:

@@ -24,6 +24,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook
 from nbgrader.coursedir import CourseDirectory
 from sqlalchemy.exc import SAWarning
+from tqdm import tqdm
 from traitlets.config.loader import PyFileConfigLoader
 
 from . import gradebook_sync, sandbox
@@ -191,32 +192,32 @@ def _failure(task, error):
 
 
 class Progress:
-    """A one-line progress bar on a terminal, one line per submission otherwise."""
+    """A tqdm progress bar on a terminal; one line per submission otherwise (logs, pipes)."""
 
     def __init__(self, total, stream=sys.stdout, quiet=False):
         self.total, self.done, self.failed = total, 0, 0
         self.stream, self.quiet = stream, quiet
         self.started = time.monotonic()
-        self.tty = stream.isatty()
+        self.bar = None
+        if total and not quiet and stream.isatty():
+            self.bar = tqdm(total=total, file=stream, unit="submission", dynamic_ncols=True)
 
     def update(self, result):
         self.done += 1
         self.failed += result["status"] == "failed"
         if self.quiet:
             return
-        elapsed = time.monotonic() - self.started
-        width = 30
-        filled = int(width * self.done / max(self.total, 1))
-        bar = "#" * filled + "." * (width - filled)
-        line = (f"[{bar}] {self.done}/{self.total}  failed {self.failed}  {elapsed:6.1f} s  "
-                f"{result['student_id']}: {result['status']}")
-        if self.tty:
-            self.stream.write("\r" + line[:120].ljust(120))
+        postfix = f"failed {self.failed}, {result['student_id']}: {result['status']}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(postfix, refresh=False)
+            self.bar.update()
             if self.done == self.total:
-                self.stream.write("\n")
+                self.bar.close()
         else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+            self.stream.write(tqdm.format_meter(self.done, self.total, time.monotonic() - self.started,
+                                                ncols=100, ascii=True, unit="submission",
+                                                postfix=postfix) + "\n")
+            self.stream.flush()
 
 
 def grade_assignment(course_root, assignment_id, *, students=None, workers=None, scheduler=None,

@@ -1,7 +1,7 @@
 """nbgrader settings of the backpropagation course (this folder is the course root).
 
 Run the instructor commands from this folder, e.g. ``nbgrader generate_assignment backprop``,
-or use ``make demo`` / ``python -m course_grading.pipeline`` from the project root.
+or use ``make demo`` / ``python -m demo.pipeline`` from the project root.
 """
 
 import os

@@ -11,7 +11,7 @@ from course_grading import hidden_tests
 from course_utils import checks
 from course_utils.notebook_code import learner_namespace
 
-SUBMISSIONS = Path(__file__).resolve().parent / "submissions"
+SUBMISSIONS = Path(__file__).resolve().parent.parent / "demo" / "submissions"
 SOURCE = Path(__file__).resolve().parent.parent / "notebooks" / "source" / "backprop"
 
 

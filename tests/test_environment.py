@@ -1,5 +1,6 @@
 """pyproject.toml (pip) and environment.yml (conda-forge) list the same packages."""
 
+import ast
 import re
 import tomllib
 from pathlib import Path
@@ -49,3 +50,27 @@ def test_environment_installs_the_project_itself_from_conda_forge():
 
 def test_numpy_2_is_required():
     assert pyproject_packages()["numpy"] == ">=2.0"
+
+
+def _path_strings_and_imports(path):
+    """String constants and imported module names of one Python file."""
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.value
+        elif isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.module
+
+
+def test_installed_packages_and_benchmarks_do_not_use_the_tests_folder():
+    """The installed packages use neither tests/ nor the demo; benchmarks use the demo, not tests/."""
+    offending = []
+    for folder, forbidden in (("course_utils", ("tests", "demo")), ("course_grading", ("tests", "demo")),
+                              ("benchmarks", ("tests", "grading_support"))):
+        for path in sorted((PROJECT_DIR / folder).glob("*.py")):
+            for text in _path_strings_and_imports(path):
+                if any(text == name or text.startswith((f"{name}/", f"{name}.")) for name in forbidden):
+                    offending.append(f"{path.relative_to(PROJECT_DIR)}: {text!r}")
+    assert not offending, offending

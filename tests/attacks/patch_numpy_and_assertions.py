@@ -1,4 +1,4 @@
-# After a wrong d_loss_by_d_model (tests/submissions/flipped_sign.py):
+# After a wrong d_loss_by_d_model (demo/submissions/flipped_sign.py):
 import builtins
 
 # Every comparison now says "equal" ...

@@ -2,7 +2,7 @@
 
 Each example is made the way a learner fills in the release: the answer cells get the
 learner's text, and nothing else changes, except where the example is about a learner who
-deleted or edited other cells. Answers to the gradient come from ``tests/submissions/*.py``;
+deleted or edited other cells. Answers to the gradient come from ``demo/submissions/*.py``;
 the correct answers to everything come from the solution cells of the source notebooks, so
 that the solution exists in one place only.
 """
@@ -15,8 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-PROJECT = Path(__file__).resolve().parent.parent
-ANSWER_FILES = PROJECT / "tests" / "submissions"
+ANSWER_FILES = Path(__file__).resolve().parent / "submissions"
 ASSIGNMENT = "backprop"
 NOTEBOOKS = ("backprop", "generalization")
 GRADIENT_CELL = "d_loss_by_d_model"
@@ -40,7 +39,7 @@ class Example:
     Attributes
     ----------
     gradient : str or None
-        File name in ``tests/submissions`` whose text replaces the gradient cell;
+        File name in ``demo/submissions`` whose text replaces the gradient cell;
         ``"solution"`` for the source notebook's solution; None leaves the release stub.
     other_answers : bool
         Whether the other answer cells get the source notebook's model answers.
