@@ -361,11 +361,11 @@ def _describe(variant, alpha, beta, gamma, batch_size):
     return "; ".join(clauses) or None
 
 
-def _layer_mistake(part, probes, weights, batch_size):
+def _layer_mistake(probes, weights, batch_size):
     """Name the mistakes in one layer, or None when it looks right.
 
     probes : list of (m, wd_coefficient, answer, parts), answer the learner's gradient of
-        this layer and parts the dict {variant: array} of ``_cross_entropy_parts``
+        this layer and parts this layer's dict {variant: array} from ``_cross_entropy_parts``
     weights : the layer's weights, shaped like answer
     batch_size : int or None, the number of cases of the failing check, for the message
     """
@@ -425,7 +425,7 @@ def diagnose_gradient(gradient_fn, datas=None, batch_size=None):
             answer = _probe(gradient_fn, model, data, wd_coefficient)
             for part in probes:
                 probes[part].append((data["inputs"].shape[1], wd_coefficient, answer[part], parts[part]))
-    return {part: _layer_mistake(part, probes[part], model[part], batch_size) for part in probes}
+    return {part: _layer_mistake(probes[part], model[part], batch_size) for part in probes}
 
 
 def _diagnosis_text(gradient_fn, datas, batch_size=None):

@@ -1,5 +1,6 @@
 """The notebooks' checkers: reference values from real training, and the mistake diagnosis."""
 
+import linecache
 import sys
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import pytest
 import course_utils
 from course_grading import hidden_tests
 from course_utils import checks
-from course_utils.notebook_code import learner_namespace
+from course_utils.learner_errors import LearnerCodeError, hint_for_other_versions
+from course_utils.notebook_code import learner_line, learner_namespace
 
 SUBMISSIONS = Path(__file__).resolve().parent.parent / "demo" / "submissions"
 SOURCE = Path(__file__).resolve().parent.parent / "notebooks" / "source" / "backprop"
@@ -314,6 +316,88 @@ def test_an_error_inside_numpy_is_placed_on_the_learners_line(datas):
     line = d_loss_by_d_model.__code__.co_firstlineno + 2
     with pytest.raises(AssertionError, match=f"line {line} of your code: return"):
         checks.check_gradient_on_training_set(d_loss_by_d_model, datas)
+
+
+# Code from other versions of the assignment: the mistake, and what the message must say.
+OTHER_VERSIONS = {
+    "targets key": ("    t = data['targets']\n", "raised KeyError: 'targets'", "here it is data['target']"),
+    "targets attribute": ("    t = data.targets\n", "raised AttributeError: 'dict' object has no attribute 'targets'",
+                          "use data['target'], not .targets"),
+    "inputs attribute": ("    x = data.inputs\n", "no attribute 'inputs'", "use data['inputs'], not .inputs"),
+    "inputToHid": ("    w = model['inputToHid']\n", "raised KeyError: 'inputToHid'", "here it is model['input_to_hid']"),
+    "hidToClass": ("    w = model['hidToClass']\n", "raised KeyError: 'hidToClass'", "here it is model['hid_to_class']"),
+}
+
+
+def _other_version(body, parameters="model, data, wd_coefficient"):
+    """A learner's d_loss_by_d_model with this body, its source known to tracebacks as in a notebook."""
+    source = f"def d_loss_by_d_model({parameters}):\n{body}"
+    file_name = f"<other version {len(linecache.cache)}>"
+    linecache.cache[file_name] = (len(source), None, source.splitlines(True), file_name)
+    namespace = learner_namespace()
+    exec(compile(source, file_name, "exec"), namespace)
+    return namespace["d_loss_by_d_model"]
+
+
+def _run_elsewhere(function):
+    """A stand-in for a proxy that runs ``function`` in another process: only plain data comes back."""
+    def proxy(*args):
+        try:
+            return function(*args)
+        except Exception as error:
+            # the proxy's own frame is not the learner's code (a real proxy lives in course_utils)
+            error = error.with_traceback(error.__traceback__.tb_next)
+            raise LearnerCodeError(type(error).__name__, str(error),
+                                   learner_line(error, of="your code")) from None
+    return proxy
+
+
+@pytest.mark.parametrize("name", OTHER_VERSIONS)
+def test_names_from_other_versions_say_what_they_are_here(datas, name):
+    body, error, hint = OTHER_VERSIONS[name]
+    function = _other_version(body)
+    with pytest.raises(AssertionError) as local:
+        checks.check_gradient_keys_and_shapes(function, datas)
+    message = str(local.value)
+    assert error in message and hint in message
+    assert f"(line 2 of your code: {body.strip()}). Fix the error" in message
+    with pytest.raises(AssertionError) as remote:
+        checks.check_gradient_keys_and_shapes(_run_elsewhere(function), datas)
+    assert str(remote.value) == message
+
+
+def test_a_two_argument_gradient_from_another_version(datas):
+    function = _other_version("    return {}\n", parameters="model, data")
+    for gradient_fn in (function, _run_elsewhere(function)):
+        with pytest.raises(AssertionError, match=r"raised TypeError: (.*\.)?d_loss_by_d_model\(\) takes 2 "
+                           r"positional arguments but 3 were given\. Fix the error and run its cell "
+                           r"again\. Here d_loss_by_d_model takes three arguments, \(model, data, "
+                           r"wd_coefficient\)"):
+            checks.check_gradient_on_training_set(gradient_fn, datas)
+
+
+def test_hints_for_other_versions_only_for_their_names():
+    assert "data['target']" in hint_for_other_versions("KeyError", "'targets'")
+    assert hint_for_other_versions("KeyError", "'target'") == ""
+    assert hint_for_other_versions("AttributeError", "'list' object has no attribute 'targets'") == ""
+    # another function called with too many arguments is the learner's own mistake
+    assert hint_for_other_versions("TypeError", "forward_pass() takes 2 positional arguments but 3 were given") == ""
+
+
+def test_errors_from_another_process_read_like_local_ones(datas):
+    def not_implemented(model, data, wd_coefficient):
+        raise LearnerCodeError("NotImplementedError", "Not implemented yet")
+
+    with pytest.raises(AssertionError, match="not implemented yet: replace the line"):
+        checks.check_gradient_on_training_set(not_implemented, datas)
+
+    def fails(model, data, wd_coefficient):
+        raise LearnerCodeError("ValueError", "operands could not be broadcast together")
+
+    with pytest.raises(AssertionError) as error:
+        checks.check_gradient_on_training_set(fails, datas)
+    assert str(error.value) == ("d_loss_by_d_model raised ValueError: operands could not be broadcast "
+                                "together. Fix the error and run its cell again.")
 
 
 def test_learner_output_on_stderr_is_swallowed(capfd, datas):
