@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from .data import DataError, load_data
 from .gradient_check import GradientCheckError, check_gradient
+from .learner_errors import hint_for_other_versions
 from .network import forward_pass, initial_model, loss
 from .notebook_code import learner_line
 from .training import train
@@ -560,7 +561,8 @@ def failure_message(error):
         where = ""
     else:
         what = f"Your d_loss_by_d_model raised {name}."
-        detail = f"{name}: {error}" + (f" (at {line})" if line else "")
+        detail = (f"{name}: {error}" + (f" (at {line})" if line else "")
+                  + hint_for_other_versions(name, str(error)))
     # Shortened before escaping, so that no HTML entity is cut; a learner's message could
     # contain markup, which is shown as text.
     detail = html.escape(_shorten(detail), quote=False)

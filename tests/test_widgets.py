@@ -349,3 +349,13 @@ def test_the_sweep_starts_from_any_settings(datas):
                           wd_coefficient=0.002)
     assert view.settings() == dict(wd_coefficient=0.002, n_hid=200, n_iters=500, do_early_stopping=False,
                                    mini_batch_size=3)
+
+
+def test_a_name_from_another_version_is_explained_in_the_widget():
+    from course_utils.widgets import failure_message
+
+    try:
+        {"inputs": None, "target": None}["targets"]
+    except KeyError as error:
+        message = failure_message(error)
+    assert "KeyError" in message and "here it is data['target']" in message, message
