@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import itertools
 import os
 import shutil
 import sys
@@ -27,7 +28,7 @@ from sqlalchemy.exc import SAWarning
 from tqdm import tqdm
 from traitlets.config.loader import PyFileConfigLoader
 
-from . import gradebook_sync, sandbox
+from . import gradebook_sync, intake, sandbox
 from .worker import check_scratch_root, grade_submission, set_data_dir, start_warm_server
 
 DEFAULT_TIMEOUT = 1200.0
@@ -124,9 +125,11 @@ class Course:
     def make_task(self, student_id):
         submitted = self.coursedir.format_path(self.coursedir.submitted_directory, student_id,
                                                self.assignment_id)
-        files = _read_tree(submitted)
+        submission = intake.read_submission(submitted)
+        files = submission.files
         return {"assignment_id": self.assignment_id, "student_id": student_id,
                 "digest": gradebook_sync.submission_digest(files),
+                "intake_notes": submission.notes, "intake_error": submission.error,
                 "submission_files": files, "submission_path": self.relative(self.coursedir.submitted_directory, student_id),
                 "autograded_path": self.relative(self.coursedir.autograded_directory, student_id),
                 "source_path": os.path.relpath(self.coursedir.format_path(
@@ -182,6 +185,22 @@ def _dask_results(tasks, scheduler):
                    for task in tasks}
         for future in as_completed(list(futures), loop=client.loop):
             yield futures[future], future
+
+
+class _Done:
+    """A result that needs no worker, in the shape of a finished future."""
+
+    def __init__(self, result):
+        self._result = result
+
+    def result(self):
+        return self._result
+
+
+def _unreadable(task):
+    result = _failure(task, None)
+    result["reason"] = f"the submission cannot be graded: {task['intake_error']}"
+    return _Done(result)
 
 
 def _failure(task, error):
@@ -254,29 +273,36 @@ def grade_assignment(course_root, assignment_id, *, students=None, workers=None,
     with Gradebook(course.coursedir.db_url) as gb:
         finished = gradebook_sync.journal(gb, assignment_id)
     tasks, skipped = [], []
+    refused = []
     for student_id in found:
         task = course.make_task(student_id)
         previous = finished.get(student_id)
         if (not force and previous and previous["digest"] == task["digest"]
                 and not (retry_failed and previous["status"] == "failed")):
             skipped.append(student_id)
+        elif task["intake_error"]:
+            refused.append(task)
         else:
             tasks.append(task)
     workers = workers or os.cpu_count() or 1
     summary = {"assignment_id": assignment_id, "graded": [], "failed": {}, "problems": {},
-               "learner_process": {}, "skipped": skipped, "seconds": 0.0}
+               "learner_process": {}, "left_out": {}, "skipped": skipped, "seconds": 0.0}
     started = time.monotonic()
     if progress:
         where = f"on {scheduler}" if scheduler else f"{workers} at a time"
         out.write(f"Grading {len(tasks)} submissions of {assignment_id} ({where}); "
                   f"{len(skipped)} already graded.\n")
-    bar = Progress(len(tasks), stream=out, quiet=not progress)
+    bar = Progress(len(tasks) + len(refused), stream=out, quiet=not progress)
     results = _dask_results(tasks, scheduler) if scheduler else _local_results(tasks, workers)
-    for task, future in results:
+    # A submission that cannot be read as a notebook fails on its own, before any grading.
+    refused_results = ((task, _unreadable(task)) for task in refused)
+    for task, future in itertools.chain(refused_results, results):
         try:
             result = future.result()
         except Exception as error:  # a worker lost, not the learner's fault
             result = _failure(task, error)
+        if task["intake_notes"]:
+            summary["left_out"][task["student_id"]] = task["intake_notes"]
         course.record(result)
         student = result["student_id"]
         if result["status"] == "graded":
@@ -304,6 +330,10 @@ def format_summary(summary):
         lines.append("Graded, with cells stopped by a limit:")
         for student, problems in sorted(summary["problems"].items()):
             lines += [f"  {student}: {problem}" for problem in problems]
+    if summary.get("left_out"):
+        lines.append("Left out of submissions (never read, never graded):")
+        for student, notes in sorted(summary["left_out"].items()):
+            lines += [f"  {student}: {note}" for note in notes]
     if summary["learner_process"]:
         lines.append("Graded, with test cells failed because the learner's code misbehaved in the grader's "
                      "process (a crash, a time-out, a malformed message or a lost answer):")

@@ -261,15 +261,16 @@ def _datas(load_data):
     return _DATAS["datas"]
 
 
-def autograde_preprocessors(execute="nbgrader.preprocessors.Execute"):
-    """nbgrader's autograde preprocessors with the test cells decided here (see above)."""
+def autograde_preprocessors(execute="course_grading.outputs.CappedExecute"):
+    """nbgrader's autograde preprocessors with the test cells decided here (see above), the
+    learner's output capped in bytes and made inert (:mod:`course_grading.outputs`)."""
     from nbgrader.converters.autograde import Autograde
     from nbgrader.preprocessors import Execute
 
     steps = []
     for step in Autograde().autograde_preprocessors:
         if step is Execute:
-            steps += [StubTestCells, execute, TrustedVerdicts]
+            steps += [StubTestCells, execute, TrustedVerdicts, "course_grading.outputs.NeutralizeOutputs"]
         else:
             steps.append(step)
     return steps

@@ -43,3 +43,8 @@ c.GenerateFeedback.preprocessors = [
     "course_grading.feedback.HideHiddenTests",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
+
+# Feedback pages and formgrader show learners' Markdown and outputs: sanitized, so that
+# HTML or JavaScript a learner wrote is never live in a learner's or the instructor's
+# browser (course-grade also keeps only inert outputs in the autograded notebooks).
+c.HTMLExporter.sanitize_html = True

@@ -29,6 +29,14 @@ def _outputs_text(notebook_path):
     return json.dumps([cell.get("outputs", []) for cell in notebook["cells"]])
 
 
+def _put_script_in_a_written_answer(path):
+    notebook = json.loads(path.read_text())
+    for cell in notebook["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == "ex1a_softmax_answer":
+            cell["source"] = "My answer. <script>document.title = 'TAKEN OVER BY MARKDOWN'</script>"
+    path.write_text(json.dumps(notebook))
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     base = tmp_path_factory.mktemp("trusted")
@@ -39,9 +47,28 @@ def graded(tmp_path_factory):
     support.submit_gradient(root, "helper_in_other_cell", support.attack("helper_in_other_cell"),
                             extra_cells=[support.attack("helper_cell")])
     support.submit_gradient(root, "other_version_names", support.attack("other_version_names"))
+    flood = support.submit_gradient(root, "flood_and_script", support.attack("flood_and_script", "solution", root))
+    _put_script_in_a_written_answer(flood / "backprop.ipynb")
     control = support.copy_course(root, base / "control")
+    # Files no grader should read: a link to the source notebook (in both courses), a
+    # dangling link and a FIFO (only here: plain nbgrader would copy the link's target,
+    # stop at the dangling link and hang on the FIFO), and a notebook that is not JSON.
+    source = root / "source" / "backprop" / "backprop.ipynb"
+    for course in (root, control):
+        (course / "submitted" / "other_version_names" / "backprop" / "source_link.ipynb").symlink_to(source)
+    hostile = root / "submitted" / "other_version_names" / "backprop"
+    (hostile / "dangling.txt").symlink_to(base / "nothing-here")
+    os.mkfifo(hostile / "pipe")
+    broken = root / "submitted" / "broken_notebook" / "backprop"
+    broken.mkdir(parents=True)
+    (broken / "backprop.ipynb").write_text('{"cells": [')
     result = support.course_grade(root, "--workers", "2")
-    assert result.returncode == 0 and not result.stderr, result.stdout + result.stderr
+    # Exit code 1: one submission failed (the broken notebook), and only that one.
+    assert result.returncode == 1 and not result.stderr, result.stdout + result.stderr
+    assert {s for s, (status, _, _) in support.journal(root / "gradebook.db").items() if status == "failed"} == {
+        "broken_notebook"}
+    (hostile / "pipe").unlink()  # copies of this course must not open it
+    (hostile / "dangling.txt").unlink()
     support.nbgrader(root, "generate_feedback", "backprop", "--force")
     support.nbgrader(control, "autograde", "backprop", "--force")
     support.nbgrader(control, "generate_feedback", "backprop", "--force")
@@ -114,6 +141,37 @@ def test_names_of_other_versions_are_explained_from_the_learner_process(graded):
         cells = _test_cells(course / "autograded" / "other_version_names" / "backprop" / "backprop.ipynb")
         message = cells["test_gradient_training_set"]["outputs"][-1]["evalue"]
         assert "KeyError" in message and "data['target']" in message and "line 4 of your code: error = " in message, message
+
+
+def test_links_fifos_and_broken_notebooks_are_left_out_with_a_note(graded):
+    root, control, result = graded
+    # The control: plain nbgrader copied the link's target, hidden tests and all.
+    copied = control / "autograded" / "other_version_names" / "backprop" / "source_link.ipynb"
+    assert "BEGIN HIDDEN TESTS" in copied.read_text()
+    assert not (root / "autograded" / "other_version_names" / "backprop" / "source_link.ipynb").exists()
+    for note in ("left out source_link.ipynb: it is a symbolic link", "left out dangling.txt: it is a symbolic link",
+                 "left out pipe: it is not a regular file"):
+        assert f"other_version_names: {note}" in result.stdout, result.stdout
+    assert "broken_notebook: the submission cannot be graded: backprop.ipynb is not a notebook" in result.stdout
+
+
+def test_output_is_capped_and_learner_markup_is_never_live(graded):
+    root, control, _ = graded
+    mine = root / "autograded" / "flood_and_script" / "backprop" / "backprop.ipynb"
+    theirs = control / "autograded" / "flood_and_script" / "backprop" / "backprop.ipynb"
+    page = (root / "feedback" / "flood_and_script" / "backprop" / "backprop.html").read_text()
+    control_page = (control / "feedback" / "flood_and_script" / "backprop" / "backprop.html").read_text()
+    # The control: plain nbgrader kept 20 MiB of output and the live script.
+    assert theirs.stat().st_size > 20 * 2**20
+    assert "<script>document.title = 'TAKEN OVER'</script>" in control_page
+    # Here: at most the cell limit, with a note, and nothing that runs.
+    assert mine.stat().st_size < 2 * 2**20 and "[output truncated:" in mine.read_text()
+    outputs = _outputs_text(mine)
+    assert "text/html" not in outputs and "application/javascript" not in outputs
+    # (The learner's code itself is shown, escaped: quotes become &#39; or &quot;.)
+    for live in ("<script>document.title", "'TAKEN OVER BY JS'"):
+        assert live not in page, live
+    assert _auto(root, "flood_and_script") == support.autograded_max_scores(root / "gradebook.db")
 
 
 def test_test_cells_show_the_graders_message(graded):

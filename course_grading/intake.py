@@ -1,0 +1,101 @@
+"""Reading a learner's submission folder: regular files only, within size limits.
+
+A submission folder is the learner's: it can hold symbolic links (to the source
+notebooks, the gradebook, another learner's files, files only root may read), FIFOs
+that block whoever opens them, devices, or files of any size. Read naively, a link's
+target is copied into the sandbox and into ``autograded/``, a FIFO hangs the grading of
+the whole class, and one broken link stops it. Here nothing is followed and nothing
+blocks: what is not a regular file, or is too big, is left out with a note; a notebook
+that is not valid JSON fails only its own submission.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import stat
+
+#: Largest file read (bytes), and largest submission in total.
+FILE_LIMIT = 32 * 2**20
+TOTAL_LIMIT = 128 * 2**20
+#: Folders that are never part of a submission (JupyterLab's autosaves).
+LEFT_OUT_FOLDERS = frozenset({".ipynb_checkpoints", "__pycache__"})
+
+
+@dataclasses.dataclass
+class Submission:
+    """What was read: ``files`` {relative path: bytes}, ``notes`` on what was left out and
+    why, and ``error`` when the submission cannot be graded at all (else None)."""
+
+    files: dict
+    notes: list
+    error: str | None = None
+
+
+def _read_regular_file(path, limit):
+    """The file's bytes, or raise ValueError saying why it is not read. Never follows a
+    link and never blocks (a FIFO opened with O_NONBLOCK returns at once)."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("it is not a regular file (a FIFO, socket or device)")
+        if info.st_size > limit:
+            raise ValueError(f"it is larger than {limit // 2**20} MiB ({info.st_size} bytes)")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(descriptor, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise ValueError(f"it grew larger than {limit // 2**20} MiB while it was read")
+        return b"".join(chunks)
+    finally:
+        os.close(descriptor)
+
+
+def read_submission(root, file_limit=FILE_LIMIT, total_limit=TOTAL_LIMIT):
+    """Read the submission folder ``root``; returns a :class:`Submission`."""
+    files, notes = {}, []
+    if os.path.islink(root) or not os.path.isdir(root):
+        return Submission({}, [], f"the submission folder {root} is not a folder (a symbolic link?)")
+    total = 0
+    pending = [""]
+    while pending:
+        relative = pending.pop()
+        try:
+            entries = sorted(os.scandir(os.path.join(root, relative)), key=lambda e: e.name)
+        except OSError as error:
+            notes.append(f"left out the folder {relative or '.'}: {error.strerror}")
+            continue
+        for entry in entries:
+            name = os.path.join(relative, entry.name)
+            if entry.is_symlink():
+                notes.append(f"left out {name}: it is a symbolic link (links are never followed)")
+            elif entry.is_dir(follow_symlinks=False):
+                if entry.name not in LEFT_OUT_FOLDERS:
+                    pending.append(name)
+            else:
+                try:
+                    content = _read_regular_file(entry.path, file_limit)
+                except (OSError, ValueError) as error:
+                    reason = error.strerror if isinstance(error, OSError) else str(error)
+                    notes.append(f"left out {name}: {reason}")
+                    continue
+                if total + len(content) > total_limit:
+                    notes.append(f"left out {name}: the submission is larger than {total_limit // 2**20} MiB")
+                    continue
+                total += len(content)
+                files[name] = content
+    for name, content in files.items():
+        if name.endswith(".ipynb") and os.sep not in name:
+            try:
+                notebook = json.loads(content)
+            except (ValueError, RecursionError) as error:
+                return Submission(files, notes, f"{name} is not a notebook nbgrader can read "
+                                                f"(broken JSON: {str(error)[:200]})")
+            if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+                return Submission(files, notes, f"{name} is not a notebook nbgrader can read (no cells)")
+    return Submission(files, notes)
