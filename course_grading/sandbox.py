@@ -68,6 +68,11 @@ class SandboxSettings:
     processes : int
         Processes the sandbox user may run (RLIMIT_NPROC); enforced when the
         sandbox runs as its own unprivileged user.
+    user_id : int
+        The unprivileged user learner code runs as when grading runs as root. The
+        process limit counts all processes of a user, so sandboxes that run at the same
+        time each get a user of their own (``slot_user``), and one learner's processes
+        never count against another's.
     extra_read_only : tuple of str
         More paths to show read-only inside the sandbox.
     """
@@ -79,6 +84,7 @@ class SandboxSettings:
     cpu_time: int = 3600
     processes: int = 256
     extra_read_only: tuple = ()
+    user_id: int = UNPRIVILEGED_ID
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self))
@@ -88,6 +94,16 @@ class SandboxSettings:
         values = json.loads(text)
         values["extra_read_only"] = tuple(values.get("extra_read_only", ()))
         return cls(**values)
+
+
+#: Users of the grading slots: slot k runs learner code as SLOT_USER_BASE + k. No account
+#: on the machine may use these ids (they need no entry in /etc/passwd).
+SLOT_USER_BASE = 61000
+
+
+def slot_user(slot):
+    """The user id of grading slot ``slot`` (0, 1, ...)."""
+    return SLOT_USER_BASE + slot
 
 
 def check_available():
@@ -251,16 +267,18 @@ def sandbox_command(settings, argv, *, workdir=None, seed_from=None, read_write=
         steps.append(f"cp -R /run/submission/. {shlex.quote(workdir)}/")
     if privileged:
         owned = ["/tmp/home"] + ([shlex.quote(workdir)] if workdir is not None else [])
-        steps.append(f"chown -R {UNPRIVILEGED_ID}:{UNPRIVILEGED_ID} {' '.join(owned)}")
-        argv = [sys.executable, "-I", "-c", _BECOME_NOBODY, *argv]
+        user = int(settings.user_id)
+        steps.append(f"chown -R {user}:{user} {' '.join(owned)}")
+        argv = [sys.executable, "-I", "-c", _become(user), *argv]
     script = " && ".join(steps) + ' && exec "$@"'
     return cmd + ["--", "/bin/sh", "-c", script, "sh", *argv]
 
 
-_BECOME_NOBODY = (
-    "import os, sys; os.setgroups([]); "
-    f"os.setgid({UNPRIVILEGED_ID}); os.setuid({UNPRIVILEGED_ID}); "
-    "os.execvp(sys.argv[1], sys.argv[1:])")
+def _become(user):
+    """Python code that drops to ``user`` (and its group id) and runs the rest of argv."""
+    return ("import os, sys; os.setgroups([]); "
+            f"os.setgid({user}); os.setuid({user}); "
+            "os.execvp(sys.argv[1], sys.argv[1:])")
 
 
 def _set_limits(settings):
@@ -270,7 +288,7 @@ def _set_limits(settings):
         resource.setrlimit(which, (value, value))
 
 
-def prepare_for_sandbox_user(folder, *files):
+def prepare_for_sandbox_user(folder, *files, user_id=UNPRIVILEGED_ID):
     """Hand ``folder`` and ``files`` in it to the sandbox user (when grading runs as root).
 
     ``folder`` must be a private folder made for this grading run (see ``_check_private``);
@@ -284,7 +302,7 @@ def prepare_for_sandbox_user(folder, *files):
         if os.path.dirname(os.path.realpath(path)) != folder or os.path.islink(path):
             raise SandboxUnavailable(f"refusing to hand {path} to the sandbox user: it is not in {folder}.")
     for path in (folder, *files):
-        os.chown(path, UNPRIVILEGED_ID, UNPRIVILEGED_ID, follow_symlinks=False)
+        os.chown(path, user_id, user_id, follow_symlinks=False)
 
 
 def die_with_parent():
@@ -351,7 +369,7 @@ def _kernel(args, extra):
     if os.path.dirname(connection_file) != runtime:
         sys.exit(f"course_grading.sandbox: refusing to start a kernel: its connection file "
                  f"{connection_file} is not in the private runtime folder {runtime}.")
-    prepare_for_sandbox_user(runtime, connection_file)
+    prepare_for_sandbox_user(runtime, connection_file, user_id=settings.user_id)
     cwd = os.getcwd()
     enter(settings, argv, workdir=cwd, seed_from=args.seed_from or cwd, read_write=[runtime])
 

@@ -280,7 +280,7 @@ def build_scratch_course(task, scratch):
                 "display_name": f"{name} (grading sandbox)", "language": "python",
                 "interrupt_mode": "message" if settings.enabled else "signal"}
         Path(kernel_dir, "kernel.json").write_text(json.dumps(spec))
-    sandbox.prepare_for_sandbox_user(runtime)
+    sandbox.prepare_for_sandbox_user(runtime, user_id=settings.user_id)
     os.environ["JUPYTER_PATH"] = os.pathsep.join(
         [os.path.join(scratch, "jupyter")] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p])
     os.environ["JUPYTER_RUNTIME_DIR"] = runtime
