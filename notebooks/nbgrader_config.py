@@ -55,8 +55,18 @@ elif not _exchange_root_configured_elsewhere():
 c.Execute.timeout = 300
 c.Execute.interrupt_on_timeout = True
 
+# Test cells with hidden tests are put back without a checksum warning each (the
+# learners' copies never had the hidden part); real edits are still reported.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "course_grading.overwrite.RestoreHiddenTests",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
 # Learners sometimes delete a test cell; put it back so that it is graded anyway.
-c.OverwriteCells.add_missing_cells = True
+c.OverwriteCells.add_missing_cells = True  # also for RestoreHiddenTests, a subclass
 
 # What the release notebooks show in place of the solutions.
 c.ClearSolutions.code_stub = {
