@@ -25,3 +25,7 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 
 # Pages made by nbconvert outside nbgrader's own templates load MathJax from the hub too.
 c.HTMLExporter.mathjax_url = "/services/mathjax/MathJax.js?config=TeX-AMS_CHTML-full,Safe"
+
+# Submitting: no "extra notebooks" warning for Lab's checkpoint copies, which are not
+# submitted anyway (course_grading/exchange.py).
+c.ExchangeFactory.submit = "course_grading.exchange.SubmitIgnoringCheckpoints"
