@@ -41,7 +41,12 @@ def main():
     handler = type("Handler", (PrefixedHandler,), {"prefix": args.prefix})
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", args.port), functools.partial(handler, directory=args.folder))
-    server.serve_forever()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:  # how JupyterHub stops its services: no traceback in its log
+        pass
+    finally:
+        server.server_close()
 
 
 if __name__ == "__main__":
