@@ -10,7 +10,7 @@ UV := python3 -m uv
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: demo test lab bench data system-packages clean
+.PHONY: demo test lab bench data system-packages clean hub hub-assets
 
 # Bytecode is compiled at install time: learner code runs where Python cannot write
 # its caches (the grading sandbox; machines with PYTHONDONTWRITEBYTECODE set), and
@@ -32,7 +32,7 @@ data: $(STAMP)
 demo: $(STAMP) data
 	$(PYTHON) -m demo.pipeline
 
-test: $(STAMP) data system-packages
+test: $(STAMP) data system-packages hub-assets
 	$(PYTHON) -m pytest
 
 lab: $(STAMP) data
@@ -42,12 +42,14 @@ bench: $(STAMP) data
 	$(PYTHON) benchmarks/bench_training.py
 	$(PYTHON) benchmarks/bench_widgets.py
 
-# The browser test needs Debian's Chromium and sandboxed grading needs bubblewrap;
+# The browser tests need Debian's Chromium, sandboxed grading needs bubblewrap and the
+# hub test npm (the proxy and MathJax);
 # installed when missing and we may.
 system-packages:
 	@missing=""; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	command -v bwrap >/dev/null || missing="$$missing bubblewrap"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "Installing Debian packages:$$missing"; \
@@ -57,5 +59,33 @@ system-packages:
 	  fi; \
 	fi
 
+# The course's JupyterHub, for a try-out on this machine (see README, "JupyterHub").
+# Its environment is its own: every learner's server and kernel runs the hub's Python,
+# so it is made from an interpreter that every OS account can execute (the OS's
+# /usr/bin/python3), never from one under root's home such as pyenv's.
+HUB_VENV := .venv-hub
+HUB_BASE_PYTHON ?= $(firstword $(wildcard /usr/bin/python3 /usr/local/bin/python3))
+HUB_PORT ?= 8000
+HUB_STAMP := $(HUB_VENV)/.installed
+
+$(HUB_STAMP): pyproject.toml
+	@test -n "$(HUB_BASE_PYTHON)" || { echo "No Python for every account: install Debian's python3 (apt-get install python3) or set HUB_BASE_PYTHON=/opt/.../python3"; exit 1; }
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	@test -x $(HUB_VENV)/bin/python || $(UV) venv --quiet --python $(HUB_BASE_PYTHON) $(HUB_VENV)
+	$(UV) pip install --quiet --compile-bytecode -p $(HUB_VENV)/bin/python -e '.[test]'
+	@touch $@
+
+# The proxy and MathJax, from npm, into hub/node_modules (not committed).
+hub-assets: hub/node_modules/.installed
+hub/node_modules/.installed: hub/package.json | system-packages
+	cd hub && npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+hub: $(HUB_STAMP) hub-assets data
+	@echo "JupyterHub for the course: http://127.0.0.1:$(HUB_PORT)/"
+	@echo "Log in as instructor (formgrader, course folder notebooks/) or as a learner: alice, bob."
+	@echo "Password for all: backprop. State (homes, exchange, hub database): hub/state/. Stop with Ctrl+C."
+	COURSE_HUB_PORT=$(HUB_PORT) $(HUB_VENV)/bin/jupyterhub -f hub/jupyterhub_config.py
+
 clean:
-	rm -rf $(VENV) notebooks/release notebooks/submitted notebooks/autograded notebooks/feedback notebooks/gradebook.db
+	rm -rf $(VENV) $(HUB_VENV) hub/state notebooks/release notebooks/submitted notebooks/autograded notebooks/feedback notebooks/gradebook.db

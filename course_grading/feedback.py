@@ -8,6 +8,7 @@ code that raised.
 
 from nbgrader import utils
 from nbgrader.preprocessors import ClearHiddenTests
+from traitlets import List
 
 
 class HideHiddenTests(ClearHiddenTests):
@@ -17,6 +18,12 @@ class HideHiddenTests(ClearHiddenTests):
     the instructor's gradebook, whereas a learner's own cell may contain anything, even
     a delimiter without its partner, and must not break the feedback of that learner.
     """
+
+    # nbconvert's HTML exporter configures ``NbConvertBase.display_data_priority`` for every
+    # preprocessor; nbgrader's base class redeclares the trait without ``config=True``, so
+    # each feedback run warned "Config option display_data_priority not recognized by
+    # HideHiddenTests". Accept it, as nbgrader's own GetGrades does (it is not used here).
+    display_data_priority = List(ClearHiddenTests.display_data_priority.make_dynamic_default()).tag(config=True)
 
     def preprocess_cell(self, cell, resources, cell_index):
         if cell.cell_type != "code" or not utils.is_grade(cell) or utils.is_solution(cell):

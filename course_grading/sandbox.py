@@ -154,6 +154,9 @@ def _course_utils_paths():
             data_dir = None
     if data_dir:
         paths.add(os.path.abspath(data_dir))
+        # data.mat may be a symbolic link (e.g. /coursedata/data.mat to a shared disk): show
+        # the folder of its target too, or the link dangles inside the sandbox.
+        paths.add(os.path.dirname(os.path.realpath(os.path.join(data_dir, "data.mat"))))
     return paths
 
 

@@ -65,8 +65,11 @@ def find_data_file():
     """
     places = candidate_paths()
     for path in places:
-        if path.is_file():
+        if path.is_file():  # a symbolic link to the file counts (e.g. /coursedata/data.mat)
             return path
+        if path.is_symlink():
+            raise DataError(f"{path} is a symbolic link to {os.readlink(path)}, which does not "
+                            f"exist or is not a file. Fix the link or copy the file there.\n{HOW_TO_GET_IT}")
     searched = "\n".join(f"  - {path}" for path in places)
     raise DataError(f"Could not find {FILE_NAME}. Looked in:\n{searched}\n{HOW_TO_GET_IT}")
 

@@ -624,6 +624,10 @@ def describe_settings(settings):
 # --------------------------------------------------------------------------- drawing
 
 
+#: Marks the loss curves among an Axes' lines (the early-stopping marker is a line too).
+LOSS_GID = "loss-curve"
+
+
 def draw_loss_curves(ax, earlier_runs, result, n_iters=None):
     """Training and validation loss per iteration; earlier runs faint, the last one bold.
 
@@ -641,7 +645,7 @@ def draw_loss_curves(ax, earlier_runs, result, n_iters=None):
             ax.axvline(result.best_iteration, color="gray", linestyle=":", label="kept (early stopping)")
         # Loss curves start near 2.3 and fall: the lower left corner stays free.
         ax.legend(loc="lower left", fontsize=8)
-        _fit_loss_scale(ax, [result.training_losses, result.validation_losses])
+        _fit_loss_scale(ax)
 
 
 def start_live_curves(ax, earlier_runs, result, n_iters):
@@ -662,7 +666,7 @@ def update_live_curves(ax, lines, training_losses, validation_losses):
     iterations = np.arange(1, len(training_losses) + 1)
     lines[0].set_data(iterations, training_losses)
     lines[1].set_data(iterations, validation_losses)
-    _fit_loss_scale(ax, [training_losses, validation_losses])
+    _fit_loss_scale(ax)
 
 
 def _draw_background(ax, earlier_runs, n_iters):
@@ -670,22 +674,31 @@ def _draw_background(ax, earlier_runs, n_iters):
         _draw_run(ax, old.training_losses, old.validation_losses, alpha=0.25, labelled=False)
     longest = max([n_iters or 0] + [len(old.training_losses) for old in earlier_runs])
     ax.set_xlim(0, max(longest, 1) + 0.5)
-    ax.set_ylim(0, 2.6)
-    _fit_loss_scale(ax, [losses for old in earlier_runs
-                         for losses in (old.training_losses, old.validation_losses)])
+    ax.set_ylim(0, 2.6)  # before any run; the curves set it (_fit_loss_scale)
+    _fit_loss_scale(ax)
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
     ax.set_title("Loss per iteration" + (" (earlier runs faint)" if earlier_runs else ""), fontsize=10)
     ax.grid(alpha=0.3)
 
 
-def _fit_loss_scale(ax, curves):
-    """Grow the y range to show every curve, but at most to 10 so that one exploding run
-    does not flatten every other curve."""
-    finite = [value for losses in curves for value in losses if np.isfinite(value)]
-    top = min(max(finite, default=0.0) * 1.05, 10.0)
-    if top > ax.get_ylim()[1]:
-        ax.set_ylim(0, top)
+def _fit_loss_scale(ax):
+    """Fit the y range to every loss curve on ``ax`` (earlier runs too), with a margin.
+
+    A fixed range from 0 would show the default run (2.3026 down to 2.3019) as a flat
+    line; fitted, the learner sees it move. At most 10 on top, so that one exploding run
+    does not flatten every other curve. Without any values the range stays as it is.
+    """
+    values = [np.asarray(line.get_ydata(), dtype=float) for line in ax.get_lines() if line.get_gid() == LOSS_GID]
+    finite = np.concatenate(values + [np.empty(0)])
+    finite = finite[np.isfinite(finite)]
+    if finite.size == 0:
+        return
+    high = min(finite.max(), 10.0)
+    low = min(finite.min(), high)
+    # A run that has not moved yet still gets a readable range around its value.
+    span = max(high - low, 1e-3 * max(abs(high), 1.0))
+    ax.set_ylim(max(low - 0.08 * span, 0.0), high + 0.08 * span)
 
 
 def _draw_run(ax, training_losses, validation_losses, alpha, labelled):
@@ -695,6 +708,8 @@ def _draw_run(ax, training_losses, validation_losses, alpha, labelled):
                                label="training" if labelled else None)
     (validation_line,) = ax.plot(iterations, validation_losses, color=VALIDATION_COLOR, alpha=alpha,
                                  linestyle="--", label="validation" if labelled else None)
+    for line in (training_line, validation_line):
+        line.set_gid(LOSS_GID)
     return training_line, validation_line
 
 

@@ -13,10 +13,40 @@ COURSE_ROOT = os.path.dirname(os.path.abspath(__file__))
 c.CourseDirectory.course_id = "backprop"
 c.CourseDirectory.root = COURSE_ROOT
 
-# The exchange (where learners fetch and submit on a shared server). A folder inside the
-# course works out of the box for one machine; on JupyterHub point it at the shared
-# exchange, e.g. by setting NBGRADER_EXCHANGE=/srv/nbgrader/exchange.
-c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", os.path.join(COURSE_ROOT, "exchange"))
+
+
+def _exchange_root_configured_elsewhere():
+    """Whether a site-wide or user nbgrader config (read before this file) sets Exchange.root.
+
+    nbgrader reads this file last and a file's ``c`` starts empty, so the settings read
+    before it are not visible here; look into those files themselves.
+    """
+    from jupyter_core.paths import jupyter_config_path
+    from traitlets.config.loader import JSONFileConfigLoader, PyFileConfigLoader
+
+    here = os.path.abspath(__file__)
+    for folder in jupyter_config_path():
+        for loader_class, name in ((PyFileConfigLoader, "nbgrader_config.py"),
+                                   (JSONFileConfigLoader, "nbgrader_config.json")):
+            path = os.path.join(folder, name)
+            if not os.path.isfile(path) or os.path.abspath(path) == here:
+                continue
+            try:
+                loaded = loader_class(name, path=folder).load_config()
+            except Exception:  # nbgrader itself reports a broken config file
+                continue
+            if "root" in loaded.get("Exchange", {}):
+                return True
+    return False
+
+
+# The exchange (where learners fetch and submit on a shared server). A site-wide setting
+# (e.g. /etc/jupyter/nbgrader_config.py on JupyterHub, see hub/) or NBGRADER_EXCHANGE wins;
+# otherwise a folder inside the course, which works out of the box on one machine.
+if "NBGRADER_EXCHANGE" in os.environ:
+    c.Exchange.root = os.environ["NBGRADER_EXCHANGE"]
+elif not _exchange_root_configured_elsewhere():
+    c.Exchange.root = os.path.join(COURSE_ROOT, "exchange")
 
 # Per-cell time limit while autograding. The slowest cell (the weight-decay runs of
 # generalization.ipynb, six trainings of 1000 iterations) takes about 30 s on a quiet
@@ -25,8 +55,18 @@ c.Exchange.root = os.environ.get("NBGRADER_EXCHANGE", os.path.join(COURSE_ROOT, 
 c.Execute.timeout = 300
 c.Execute.interrupt_on_timeout = True
 
+# Test cells with hidden tests are put back without a checksum warning each (the
+# learners' copies never had the hidden part); real edits are still reported.
+c.Autograde.sanitize_preprocessors = [
+    "nbgrader.preprocessors.ClearOutput",
+    "nbgrader.preprocessors.DeduplicateIds",
+    "nbgrader.preprocessors.OverwriteKernelspec",
+    "course_grading.overwrite.RestoreHiddenTests",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
 # Learners sometimes delete a test cell; put it back so that it is graded anyway.
-c.OverwriteCells.add_missing_cells = True
+c.OverwriteCells.add_missing_cells = True  # also for RestoreHiddenTests, a subclass
 
 # What the release notebooks show in place of the solutions.
 c.ClearSolutions.code_stub = {

@@ -359,3 +359,39 @@ def test_a_name_from_another_version_is_explained_in_the_widget():
     except KeyError as error:
         message = failure_message(error)
     assert "KeyError" in message and "here it is data['target']" in message, message
+
+
+def _run_like(training_losses, validation_losses):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(training_losses=list(training_losses), validation_losses=list(validation_losses),
+                           best_iteration=None, settings={"n_iters": len(training_losses)})
+
+
+def test_the_loss_plot_fits_a_run_that_moves_little():
+    """The default run (2.3026 down to 2.3019) fills the plot instead of lying flat on a
+    0..2.6 scale; finished and live plots alike."""
+    training = np.linspace(2.3026, 2.3019, 70)
+    validation = training + 0.0001
+    ax = Figure().add_subplot()
+    lab.draw_loss_curves(ax, [], _run_like(training, validation))
+    low, high = ax.get_ylim()
+    assert low <= training.min() and high >= validation.max()
+    assert high - low < 0.01, (low, high)  # the curve spans most of the height
+
+    ax = Figure().add_subplot()
+    lines = lab.start_live_curves(ax, [], None, 70)
+    lab.update_live_curves(ax, lines, training[:10], validation[:10])
+    low, high = ax.get_ylim()
+    assert low <= training[:10].min() and high >= validation[:10].max() and high - low < 0.01
+
+
+def test_the_loss_plot_shows_earlier_runs_and_caps_an_exploding_one():
+    ax = Figure().add_subplot()
+    earlier = _run_like([2.3, 1.0, 0.5], [2.3, 1.1, 0.6])
+    lab.draw_loss_curves(ax, [earlier], _run_like([2.3026, 2.3020], [2.3027, 2.3021]))
+    low, high = ax.get_ylim()
+    assert low <= 0.5 and high >= 2.3027  # the faint earlier run stays in view
+    ax = Figure().add_subplot()
+    lab.draw_loss_curves(ax, [], _run_like([2.3, 50.0, 1e6], [2.3, 60.0, 1e7]))
+    assert ax.get_ylim()[1] <= 10.0 * 1.1
