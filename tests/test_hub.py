@@ -38,7 +38,7 @@ import psutil
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from course_grading import examples
+from demo import examples
 from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, write_lab_settings
 
 pytestmark = pytest.mark.hub
