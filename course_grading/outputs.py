@@ -9,8 +9,9 @@ Two limits on outputs, applied where ``course-grade`` runs the notebook:
 - content: :class:`NeutralizeOutputs` keeps only output types that render as inert text
   or images (``text/plain``, PNG, JPEG): learner HTML, JavaScript, SVG, Markdown, LaTeX
   and widgets would otherwise be live in the feedback page and in formgrader, in the
-  instructor's browser session. Markdown cells are sanitized when the pages are made
-  (``HTMLExporter.sanitize_html`` in the course's ``nbgrader_config.py``).
+  instructor's browser session. The learner's Markdown cells keep their text, with any
+  HTML tag shown as text (:func:`sanitize_markdown_cells`, also run for every feedback
+  page by :class:`SanitizeMarkdown`): nbgrader's own page templates do not sanitize.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import json
 import re
 
 import nbformat
+from nbconvert.filters import clean_html
+from nbgrader import utils
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
 from traitlets import Integer
 
@@ -101,6 +104,22 @@ def cap_outputs(outputs, limit):
     return kept
 
 
+def sanitize_markdown_cells(nb):
+    """Learners' Markdown cells with their HTML made inert (tags shown as text, bleach's
+    safe subset kept); the instructor's locked cells stay as written."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and not utils.is_locked(cell):
+            cell.source = clean_html(cell.source)
+    return nb
+
+
+class SanitizeMarkdown(NbGraderPreprocessor):
+    """For feedback pages: the learners' Markdown cells, sanitized."""
+
+    def preprocess(self, nb, resources):
+        return sanitize_markdown_cells(nb), resources
+
+
 class NeutralizeOutputs(NbGraderPreprocessor):
     """Keep only inert outputs in every cell, within the byte limits, and no widget state."""
 
@@ -112,4 +131,4 @@ class NeutralizeOutputs(NbGraderPreprocessor):
                 cell.outputs = cap_outputs([neutralize_output(o) for o in cell.get("outputs", [])],
                                            self.cell_limit)
         nb.metadata.pop("widgets", None)
-        return nb, resources
+        return sanitize_markdown_cells(nb), resources

@@ -81,10 +81,12 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE (replace this line with your answ
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "course_grading.feedback.HideHiddenTests",
+    "course_grading.outputs.SanitizeMarkdown",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
-# Feedback pages and formgrader show learners' Markdown and outputs: sanitized, so that
-# HTML or JavaScript a learner wrote is never live in a learner's or the instructor's
-# browser (course-grade also keeps only inert outputs in the autograded notebooks).
+# Pages made with nbconvert's own templates (e.g. nbconvert --to html on an autograded
+# notebook) sanitize learners' HTML too; feedback pages get SanitizeMarkdown above, and
+# course-grade keeps only inert outputs and sanitized Markdown in the autograded notebooks,
+# which formgrader shows.
 c.HTMLExporter.sanitize_html = True

@@ -51,3 +51,14 @@ def test_a_kernel_that_prints_without_end_is_capped_as_it_prints(tmp_path):
     plain = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("for _ in range(8):\n    print('x' * 2**20)")])
     NotebookClient(plain, timeout=120).execute()
     assert sum(len(o.get("text", "")) for o in plain.cells[0].outputs) >= 8 * 2**20
+
+
+@pytest.mark.fast
+def test_learners_markdown_keeps_its_text_and_loses_its_scripts():
+    learner = nbformat.v4.new_markdown_cell("Since $a<b$, **so**. <script>steal()</script><img src=x onerror=steal()>")
+    instructor = nbformat.v4.new_markdown_cell("<b>Exercise</b>",
+                                               metadata={"nbgrader": {"locked": True, "grade_id": "intro"}})
+    notebook = outputs.sanitize_markdown_cells(nbformat.v4.new_notebook(cells=[learner, instructor]))
+    text = notebook.cells[0].source
+    assert "<script>" not in text and "<img" not in text and "steal()" in text and "**so**" in text
+    assert notebook.cells[1].source == "<b>Exercise</b>"
