@@ -167,3 +167,10 @@ def test_cross_entropy_of_a_stack_is_each_one():
     losses = cross_entropy(log_softmax(stack), target)
     assert losses.shape == (3, 4)
     assert losses[2, 1] == pytest.approx(cross_entropy(log_softmax(stack[2, 1]), target), rel=1e-14)
+
+
+def test_logistic_of_negated_gives_the_same_numbers():
+    from course_utils.network import logistic_of_negated
+
+    x = np.random.default_rng(4).normal(scale=50, size=(7, 9))
+    np.testing.assert_array_equal(logistic_of_negated(-x), logistic(x))
