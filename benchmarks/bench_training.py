@@ -80,9 +80,10 @@ def original_training(gradient_fn, datas, n_iters):
 
 # --- The floor -----------------------------------------------------------------------------
 
-def floor(datas, n_iters):
+def floor(datas, n_iters, n_hid=SETTINGS["n_hid"]):
+    """Run only what a training run of ``n_hid`` units cannot avoid (see the module's doc)."""
     both = np.hstack([datas["train"]["inputs"], datas["val"]["inputs"]])
-    model = initial_model(SETTINGS["n_hid"])
+    model = initial_model(n_hid)
     input_to_hid, hid_to_class = model["input_to_hid"], model["hid_to_class"]
     hidden = np.empty((input_to_hid.shape[0], both.shape[1]))
     batch_size = SETTINGS["mini_batch_size"]

@@ -34,8 +34,26 @@ def logistic(x, out=None):
     if out is None:
         out = np.empty(x.shape, dtype=np.float64)
     np.negative(x, out=out)
+    return logistic_of_negated(out, out=out)
+
+
+def logistic_of_negated(negated_x, out=None):
+    """``logistic(x)`` given ``-x``: ``1 / (1 + exp(negated_x))``, the same numbers.
+
+    For the training loop, which gets ``-x`` directly from a product with the negated
+    weights (negating is exact) and so saves a pass over the (n_hid, 2000) hidden layer.
+
+    Parameters
+    ----------
+    negated_x : float64 array of any shape
+    out : float64 array of the same shape, optional; may be ``negated_x`` itself
+
+    Returns
+    -------
+    array of ``negated_x``'s shape (a float for a 0-d array)
+    """
     with np.errstate(over="ignore", under="ignore"):
-        np.exp(out, out=out)
+        out = np.exp(negated_x, out=out)
     out += 1
     np.reciprocal(out, out=out)
     return out if out.ndim else float(out)

@@ -19,7 +19,7 @@ from .network import (
     forward_pass,
     initial_model,
     log_softmax,
-    logistic,
+    logistic_of_negated,
     model_to_theta,
     theta_to_model,
     weight_decay_loss,
@@ -138,6 +138,7 @@ def train(
     # splits side by side (n_train + n_val columns), written into one preallocated buffer.
     both_inputs = np.hstack([training["inputs"], validation["inputs"]])
     hid_output = np.empty((n_hid, both_inputs.shape[1]))
+    negated_input_to_hid = np.empty((n_hid, both_inputs.shape[0]))
     theta = model_to_theta(model)
     # Views into theta: updating theta in place updates them.
     weights = theta_to_model(theta)
@@ -164,8 +165,10 @@ def train(
             momentum_speed *= momentum_multiplier
             momentum_speed -= model_to_theta(gradient)
             theta += momentum_speed * learning_rate
-            np.matmul(weights["input_to_hid"], both_inputs, out=hid_output)
-            logistic(hid_output, out=hid_output)
+            # -W1 @ X is exactly -(W1 @ X): the logistic's negation is done on the weights.
+            np.negative(weights["input_to_hid"], out=negated_input_to_hid)
+            np.matmul(negated_input_to_hid, both_inputs, out=hid_output)
+            logistic_of_negated(hid_output, out=hid_output)
             log_class_prob = log_softmax(weights["hid_to_class"] @ hid_output)
             decay = weight_decay_loss(theta, wd_coefficient)
             training_loss = cross_entropy(log_class_prob[:, :n_train], training["target"]) + decay

@@ -159,3 +159,27 @@ def test_failure_is_an_assertion_error_and_never_exits(datas):
 
     with pytest.raises(AssertionError):
         check_gradient(initial_model(10), datas["train"], 0, zeros)
+
+
+def test_one_stencil_serves_the_tester_and_the_graded_checks():
+    from course_utils import checks, gradient_check
+
+    assert checks.central_difference is gradient_check.central_difference
+    assert not hasattr(checks, "_cross_entropy")
+    # The 8-point stencil is exact for polynomials up to degree 8.
+    derivative = gradient_check.central_difference(lambda offset: (0.3 + offset) ** 7)
+    assert derivative == pytest.approx(7 * 0.3**6, rel=1e-10)
+    # Array-valued losses: many derivatives at once.
+    values = np.array([0.5, -1.0, 2.0])
+    np.testing.assert_allclose(
+        gradient_check.central_difference(lambda offset: np.sin(values + offset)), np.cos(values),
+        rtol=1e-10)
+
+
+def test_numerical_gradient_of_the_checks_agrees_with_the_tester(datas):
+    from course_utils import checks
+
+    model = theta_to_model(np.random.default_rng(3).normal(scale=0.3, size=266 * 2))
+    data = mini_batch(datas, 4)
+    whole = model_to_theta(checks.numerical_gradient(model, data, 0.05))
+    np.testing.assert_allclose(whole, finite_difference_gradient(model, data, 0.05), rtol=1e-8, atol=1e-11)

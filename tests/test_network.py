@@ -7,13 +7,16 @@ import pytest
 
 from course_utils import (
     classification_performance,
+    cross_entropy,
     forward_pass,
     initial_model,
+    log_softmax,
     log_sum_exp_over_rows,
     logistic,
     loss,
     model_to_theta,
     theta_to_model,
+    weight_decay_loss,
 )
 
 INITIAL_TRAINING_LOSS = 2.30264159691321  # assignment.md, n_hid = 10
@@ -126,3 +129,48 @@ def test_initial_model_rejects_bad_sizes(bad):
 def test_theta_to_model_rejects_wrong_lengths():
     with pytest.raises(ValueError, match=r"multiple of 266"):
         theta_to_model(np.zeros(267))
+
+
+def original_logistic(x):
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x))
+
+
+def test_logistic_is_the_original_formula_and_works_in_place():
+    x = np.random.default_rng(0).normal(scale=30, size=(40, 50))
+    expected = original_logistic(x)
+    np.testing.assert_allclose(logistic(x), expected, rtol=0, atol=1e-12)
+    buffer = x.copy()
+    assert logistic(buffer, out=buffer) is buffer
+    np.testing.assert_array_equal(buffer, logistic(x))
+    assert logistic(0) == 0.5 and isinstance(logistic(0), float)
+
+
+def test_cross_entropy_is_the_original_loss(datas):
+    model = theta_to_model(np.random.default_rng(1).normal(scale=0.2, size=266 * 8))
+    data = datas["val"]
+    hid_output = original_logistic(model["input_to_hid"] @ data["inputs"])
+    class_input = model["hid_to_class"] @ hid_output
+    log_class_prob = class_input - log_sum_exp_over_rows(class_input)
+    original = -np.mean(np.sum(log_class_prob * data["target"], 0))
+    assert abs(cross_entropy(log_softmax(class_input), data["target"]) - original) < 1e-12
+    theta = model_to_theta(model)
+    original_with_decay = original + np.sum(theta**2) / 2 * 0.01
+    assert abs(loss(model, data, 0.01) - original_with_decay) < 1e-12
+    assert weight_decay_loss(theta, 0.01) == pytest.approx(np.sum(theta**2) / 2 * 0.01, rel=1e-13)
+
+
+def test_cross_entropy_of_a_stack_is_each_one():
+    rng = np.random.default_rng(2)
+    stack = rng.normal(size=(3, 4, 10, 6))
+    target = np.eye(10)[:, rng.integers(0, 10, size=6)]
+    losses = cross_entropy(log_softmax(stack), target)
+    assert losses.shape == (3, 4)
+    assert losses[2, 1] == pytest.approx(cross_entropy(log_softmax(stack[2, 1]), target), rel=1e-14)
+
+
+def test_logistic_of_negated_gives_the_same_numbers():
+    from course_utils.network import logistic_of_negated
+
+    x = np.random.default_rng(4).normal(scale=50, size=(7, 9))
+    np.testing.assert_array_equal(logistic_of_negated(-x), logistic(x))

@@ -6,7 +6,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
-from course_utils import a2, format_report, initial_model, loss, train
+from course_utils import a2, format_report, initial_model, loss, model_to_theta, progress, theta_to_model, train
 
 REPORTED_TRAINING_LOSS = 2.301906765216956  # a2(0, 10, 30, 0.01, 0, False, 10)
 INITIAL_TRAINING_LOSS = 2.30264159691321
@@ -168,3 +168,65 @@ def test_initial_model_is_where_training_starts(datas):
     assert result.training_losses == []
     for part, value in initial_model(10).items():
         np.testing.assert_array_equal(result.model[part], value)
+
+
+def original_style_losses(gradient_fn, datas, wd, n_hid, n_iters, learning_rate, momentum, batch_size):
+    """The run written as the original notebook does it: ``1 / (1 + exp(-x))``, a forward
+    pass per split."""
+    def original_loss(model, data):
+        with np.errstate(over="ignore"):
+            hid_output = 1 / (1 + np.exp(-(model["input_to_hid"] @ data["inputs"])))
+        class_input = model["hid_to_class"] @ hid_output
+        log_class_prob = class_input - np.log(np.sum(np.exp(class_input - class_input.max(0)), 0)) - class_input.max(0)
+        return -np.mean(np.sum(log_class_prob * data["target"], 0)) + np.sum(model_to_theta(model) ** 2) / 2 * wd
+
+    theta = model_to_theta(initial_model(n_hid))
+    speed = theta * 0
+    losses = []
+    for i in range(n_iters):
+        start = (i * batch_size) % 1000
+        batch = {key: datas["train"][key][:, start:start + batch_size] for key in ("inputs", "target")}
+        speed = speed * momentum - model_to_theta(gradient_fn(theta_to_model(theta), batch, wd))
+        theta = theta + speed * learning_rate
+        model = theta_to_model(theta)
+        losses.append((original_loss(model, datas["train"]), original_loss(model, datas["val"])))
+    return losses
+
+
+@pytest.mark.parametrize("wd, do_early_stopping", [(0, True), (0.001, False)])
+def test_every_recorded_loss_equals_the_original_style_run(datas, solution, wd, do_early_stopping):
+    result = train(solution, wd, 30, 60, 0.35, 0.9, do_early_stopping, 100, datas=datas,
+                   check_gradient=False)
+    original = original_style_losses(solution, datas, wd, 30, 60, 0.35, 0.9, 100)
+    np.testing.assert_allclose(list(zip(result.training_losses, result.validation_losses)), original,
+                               rtol=0, atol=1e-12)
+    if do_early_stopping:
+        best = int(np.argmin([validation for _, validation in original])) + 1
+        assert result.best_iteration == best
+
+
+def test_progress_shows_on_stdout_for_a_learner(capfd, monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    assert list(progress(range(3), "runs")) == [0, 1, 2]
+    out, err = capfd.readouterr()
+    assert "runs" in out and "3/3" in out
+    assert err == ""
+
+
+@pytest.mark.parametrize("mode", ["autograde", "validate"])
+def test_progress_is_silent_while_nbgrader_grades(datas, solution, capfd, monkeypatch, mode):
+    monkeypatch.setenv("NBGRADER_EXECUTION", mode)
+    assert list(progress([1, 2], "runs")) == [1, 2]
+    a2(solution, 0, 10, 5, 0.01, 0, False, 10, datas=datas)
+    out, err = capfd.readouterr()
+    assert "it/s" not in out and "iteration/s" not in out and "runs" not in out
+    assert err == ""
+
+
+def test_a_training_progress_bar_counts_the_iterations(datas, capfd, monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    train(zero_gradient, 0, 3, 7, 0.1, 0, False, 10, datas=datas, check_gradient=False,
+          progress="training")
+    out, err = capfd.readouterr()
+    assert "training" in out and "7/7" in out
+    assert err == ""
