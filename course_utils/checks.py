@@ -17,7 +17,6 @@ import warnings
 from numbers import Real
 
 import numpy as np
-from scipy.special import expit
 
 from .data import load_data
 from .gradient_check import (
