@@ -177,6 +177,31 @@ def test_sandbox_blocks_escapes_and_fake_scores(graded):
     assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and "31337" in p.info["cmdline"]]
 
 
+def test_the_control_without_sandbox_the_same_escapes_work(graded, tmp_path):
+    root = graded[0]
+    copy = support.copy_course(root, tmp_path / "course")
+    listener = Listener()
+    support.submit_gradient(copy, "escape_and_fake_score", support.attack("escape_and_fake_score")
+                            .replace("__COURSE_ROOT__", repr(str(copy))).replace("__PORT__", str(listener.port)))
+    try:
+        support.course_grade(copy, "--no-sandbox", "--student", "escape_and_fake_score", "--force",
+                             "--cell-timeout", str(CELL_TIMEOUT))
+    finally:
+        listener.close()
+        for process in psutil.process_iter(["cmdline"]):
+            if process.info["cmdline"] and "31337" in process.info["cmdline"]:
+                process.kill()
+    notebook = json.loads((copy / "autograded" / "escape_and_fake_score" / "backprop" / "backprop.ipynb").read_text())
+    printed = "".join("".join(output.get("text", "")) for cell in notebook["cells"]
+                      for output in cell.get("outputs", []) if output.get("output_type") == "stream")
+    attempts = ["read_source", "damage_other_learner", "reach_network"]
+    attempts += ["read_instructor_home"] if os.access("/root/.bashrc", os.R_OK) else []
+    for attempt in attempts:
+        assert f"ATTEMPT {attempt}: SUCCEEDED" in printed, printed
+    assert listener.connections == 1
+    assert not (copy / "submitted" / "correct" / "backprop" / "backprop.ipynb").exists()
+
+
 def test_exhausting_memory_disk_and_time_is_reported_and_contained(graded):
     root, result, _, _ = graded
     status, _, details = support.journal(root / "gradebook.db")["exhaust_resources"]
