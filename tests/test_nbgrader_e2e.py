@@ -63,13 +63,15 @@ DIAGNOSIS = {
     "returns_zeros": ["returns only zeros: it is not implemented yet"],
     "transposed": ["hid_to_class (the second layer, W2): it is the transpose of the correct gradient",
                    "Its shape (10 x 10) is right only because n_hid = 10"],
-    "missing_1_over_m": ["hid_to_class (the second layer, W2): it is 5 times too large",
-                         "input_to_hid (the first layer, W1): it is 5 times too large"],
+    # The factor is the one of the failing check above it: the whole training set.
+    "missing_1_over_m": ["hid_to_class (the second layer, W2): the cross-entropy part is m times too large "
+                         "(1000 in the test above)",
+                         "input_to_hid (the first layer, W1): the cross-entropy part is m times too large"],
     "flipped_sign": ["hid_to_class (the second layer, W2): its sign is flipped",
                      "input_to_hid (the first layer, W1): its sign is flipped"],
     "missing_weight_decay": ["hid_to_class (the second layer, W2): the weight decay term is missing",
                              "input_to_hid (the first layer, W1): the weight decay term is missing"],
-    "doubled_weight_decay": ["the weight decay term is there twice"],
+    "doubled_weight_decay": ["the weight decay term is added twice"],
     "missing_logistic_derivative": [
         "input_to_hid (the first layer, W1): the derivative of the logistic function is missing"],
     "nan_gradient": ["produced a NaN or infinity in input_to_hid"],
