@@ -10,6 +10,8 @@ import course_utils
 from course_utils import checks
 from course_utils.notebook_code import learner_namespace
 
+pytestmark = pytest.mark.fast  # no nbgrader run, no browser
+
 SUBMISSIONS = Path(__file__).resolve().parent.parent / "demo" / "submissions"
 
 

@@ -13,6 +13,8 @@ from matplotlib.figure import Figure
 import course_utils
 from course_utils import widgets as lab
 
+pytestmark = pytest.mark.fast  # no nbgrader run, no browser
+
 # Iteration-by-iteration agreement with course_utils.train run separately: the dashboard
 # may use another number of BLAS threads, which can change the last bits.
 RTOL = 1e-10
