@@ -1,7 +1,7 @@
 """Benchmark: grading a class in parallel (``course-grade``) against nbgrader's sequential autograde.
 
-Generates N submissions of the backprop notebook (a mix of correct and faulty answers from
-``demo.examples``), grades one copy of the course with ``nbgrader autograde`` (one
+Generates N submissions of the assignment, both notebooks each (``backprop.ipynb`` and
+``generalization.ipynb``; a mix of correct and faulty answers from ``demo.examples``), grades one copy of the course with ``nbgrader autograde`` (one
 submission after another, no sandbox, no re-check: the baseline) and another copy with
 ``course-grade`` (sandboxed, re-checked, all cores), in the same run, then prints both
 times and whether the gradebooks agree cell by cell.
@@ -13,7 +13,9 @@ With ``--sequential K`` (K < N) the baseline grades only the first K submissions
 time for N is extrapolated linearly (said so in the output); grades are compared on those K.
 
 It also prints the CPU time the whole machine spent in each phase (meaningful on an
-otherwise quiet machine): the work per submission, against what the cores can give.
+otherwise quiet machine): the work per submission, against what the cores can give, and
+the time 100 submissions would take on this machine at the measured rate (extrapolated
+linearly when fewer were graded: said so in the output).
 """
 import argparse
 import os
@@ -29,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from demo import courses as support  # noqa: E402
 
 # Correct and faulty answers, none that runs into a time limit (that measures the limit).
+NOTEBOOKS = ("backprop", "generalization")
 MIX = ("correct", "returns_zeros", "transposed", "missing_1_over_m", "flipped_sign",
        "missing_weight_decay", "learner_style", "wrong_keys", "raises", "syntax_error")
 
@@ -43,8 +46,9 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as work:
         work = Path(work)
-        base = support.released_course(work / "base", last_cell=None)  # the whole notebook
-        names = support.submit_examples(base, MIX)
+        # The whole notebooks, both of them, for every submission.
+        base = support.released_course(work / "base", notebooks=NOTEBOOKS, last_cell=None)
+        names = support.submit_examples(base, MIX, notebooks=NOTEBOOKS)
         # Student k gets example k mod len(MIX), under its own id.
         submitted = base / "submitted"
         students = []
@@ -98,6 +102,10 @@ def main(argv=None):
           f"per submission), nbgrader {sequential_cpu:.1f} s ({sequential_cpu / sequential_count:.1f} s per "
           f"submission); {os.cpu_count()} cores give {os.cpu_count() * 240} CPU seconds in 240 s "
           f"({os.cpu_count() * 240 / args.submissions:.1f} per submission)")
+    per_submission = parallel_seconds / args.submissions
+    hundred = "" if args.submissions == 100 else " (extrapolated linearly from " + f"{args.submissions})"
+    print(f"course-grade for 100 submissions: {100 * per_submission:.0f} s{hundred}; "
+          f"CPU seconds per submission {parallel_cpu / args.submissions:.1f}")
     print(f"Speed-up: {sequential_seconds * scale / parallel_seconds:.2f}x; "
           f"target for 100 submissions: 240 s")
     print(f"Grades identical on the {sequential_count} graded both ways: {compared == expected} "

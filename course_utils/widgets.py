@@ -98,6 +98,12 @@ class _LabWidget(widgets.VBox):
 
 
 def _slider(kind, description, **options):
+    if "continuous_update" in kind.class_trait_names():
+        # One message to the kernel per change, when the learner lets go or presses Enter. With
+        # continuous updates a drag sends a stream of them, and the browser holds back the
+        # later ones until the kernel has answered the first, while a button click is sent at
+        # once: a Train click right after a drag ran with a value the slider no longer showed.
+        options.setdefault("continuous_update", False)
     return kind(description=description, style=CONTROL_STYLE, layout=widgets.Layout(width="26em"),
                 **options)
 

@@ -322,6 +322,21 @@ def test_dashboard_trains_in_jupyterlab(lab_page, solution, datas):
         for split in ("train", "val", "test"):
             assert f"{expected.metrics[split]['error_rate']:.2%}" in table.inner_text()
         assert error_outputs(page) == []
+
+        # A learner drags the slider and clicks Train at once: the run uses the value the
+        # slider shows when the click comes (the browser sends a click at once, but holds
+        # back a slider's later updates while the kernel has not answered an earlier one).
+        handle = slider.locator(".noUi-handle")
+        box = handle.bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.down()
+        for step in range(1, 11):
+            page.mouse.move(box["x"] + box["width"] / 2 - 6 * step, box["y"] + box["height"] / 2)
+        page.mouse.up()
+        shown = readout.inner_text()
+        assert shown != NEW_LEARNING_RATE, "the drag did not move the slider"
+        train.click()
+        expect(status).to_contain_text(f"(learning rate {shown},", timeout=30_000)
         # What a click handler prints goes to JupyterLab's log console, not to a cell; its
         # status bar item shows up when there is any.
         expect(page.locator(".jp-LogConsoleStatusItem")).to_be_hidden()

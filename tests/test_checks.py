@@ -13,6 +13,8 @@ from course_utils import checks
 from course_utils.learner_errors import LearnerCodeError, hint_for_other_versions
 from course_utils.notebook_code import learner_line, learner_namespace
 
+pytestmark = pytest.mark.fast  # no nbgrader run, no browser
+
 SUBMISSIONS = Path(__file__).resolve().parent.parent / "demo" / "submissions"
 SOURCE = Path(__file__).resolve().parent.parent / "notebooks" / "source" / "backprop"
 

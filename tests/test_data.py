@@ -9,6 +9,8 @@ import scipy.io
 
 from course_utils import DataError, data, load_data
 
+pytestmark = pytest.mark.fast  # no nbgrader run, no browser
+
 
 def test_splits_have_the_documented_shapes_and_types(datas):
     sizes = {"train": 1000, "val": 1000, "test": 9000}

@@ -5,7 +5,10 @@ import re
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
+
+pytestmark = pytest.mark.fast  # no nbgrader run, no browser
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # conda-forge spells a few packages differently from PyPI.

@@ -15,6 +15,8 @@ from course_utils import (
 )
 from course_utils.gradient_check import PASS_MESSAGE, indices_to_check, locate
 
+pytestmark = pytest.mark.fast  # no nbgrader run, no browser
+
 
 def mini_batch(datas, size):
     return {key: datas["train"][key][:, 100 : 100 + size] for key in ("inputs", "target")}

@@ -19,6 +19,8 @@ from course_utils import (
     weight_decay_loss,
 )
 
+pytestmark = pytest.mark.fast  # no nbgrader run, no browser
+
 INITIAL_TRAINING_LOSS = 2.30264159691321  # assignment.md, n_hid = 10
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from course_utils import a2, format_report, initial_model, loss, model_to_theta, progress, theta_to_model, train
 
+pytestmark = pytest.mark.fast  # no nbgrader run, no browser
+
 REPORTED_TRAINING_LOSS = 2.301906765216956  # a2(0, 10, 30, 0.01, 0, False, 10)
 INITIAL_TRAINING_LOSS = 2.30264159691321
 MOMENTUM_RUN = {  # a2(0, 10, 30, 1.0, 0.9, False, 10)

@@ -6,12 +6,15 @@ runs the same handler a click in JupyterLab runs.
 
 import html
 
+import ipywidgets
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
 import course_utils
 from course_utils import widgets as lab
+
+pytestmark = pytest.mark.fast  # no nbgrader run, no browser
 
 # Iteration-by-iteration agreement with course_utils.train run separately: the dashboard
 # may use another number of BLAS threads, which can change the last bits.
@@ -84,6 +87,17 @@ def test_the_learning_rate_is_the_one_the_slider_shows(datas):
     assert dashboard.settings()["learning_rate"] == 0.501
     dashboard.learning_rate.value = 50.0  # the top of the slider, 10 ** log10(50)
     assert dashboard.settings()["learning_rate"] == 50.0
+
+
+def test_each_slider_change_reaches_the_kernel_in_one_message(datas):
+    """No slider sends continuous updates: the browser holds back a slider's later updates
+    until the kernel has answered the first, but sends a click at once, so a Train click
+    right after a drag ran with a value the slider no longer showed."""
+    for view in (lab.training_dashboard(not_written, datas), lab.sweep_view(not_written, datas)):
+        sliders = [widget for widget in vars(view).values()
+                   if isinstance(widget, ipywidgets.Widget) and "continuous_update" in widget.trait_names()]
+        assert len(sliders) >= 4
+        assert [slider.description for slider in sliders if slider.continuous_update] == []
 
 
 def test_the_reference_run_of_exercise_2(solution, datas):
