@@ -469,8 +469,16 @@ def check_tiny_gradient_form(part, answer):
     """Exercise 1 c: the hand-computed gradient of one layer of the tiny network is numbers
     of the right shape (whether they are right is graded when the notebook is graded).
 
-    Returns the answer as a float array.
+    Returns nothing: a test cell whose last value is a number would score only that number
+    of points in nbgrader (its partial credit).
     """
+    __tracebackhide__ = True
+    tiny_gradient_values(part, answer)
+
+
+def tiny_gradient_values(part, answer):
+    """The hand-computed gradient of one layer as a float array of its shape; raises
+    AssertionError saying what is wrong with its form."""
     __tracebackhide__ = True
     name, shape = TINY_ANSWER_NAMES[part], TINY_SHAPES[part]
     try:
@@ -564,21 +572,23 @@ def check_reported_training_loss(reported_training_loss):
 
 
 def check_number(answer, name, low=-np.inf, high=np.inf, whole=False):
-    """The learner set ``name`` to a number (a whole number if ``whole``) from ``low`` to ``high``."""
+    """The learner set ``name`` to a number (a whole number if ``whole``) from ``low`` to ``high``.
+
+    Returns nothing (a number as a test cell's last value would be nbgrader's partial credit).
+    """
     __tracebackhide__ = True
     value = _typed_number(answer, name)
     if whole and value != int(value):
         raise AssertionError(f"{name} must be a whole number; it is {answer!r}.")
     if not low <= value <= high:
         raise AssertionError(f"{name} must be between {low:g} and {high:g}; it is {answer!r}.")
-    return value
 
 
 def check_choice(answer, name, choices):
     """The learner set ``name`` to one of ``choices`` (whether it is the right one is graded
-    when the notebook is graded)."""
+    when the notebook is graded). Returns nothing, like every check a test cell ends with."""
     __tracebackhide__ = True
-    return _choice(answer, name, choices)
+    _choice(answer, name, choices)
 
 
 def _choice(answer, name, choices):

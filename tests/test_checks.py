@@ -432,3 +432,11 @@ def test_typed_answers():
         hidden_tests.check_early_stopping_iteration(1000, expected=183)
     with pytest.raises(AssertionError, match="whole number"):
         checks.check_number(18.5, "early_stopping_iteration", 1, 1000, whole=True)
+
+
+@pytest.mark.fast
+def test_visible_checks_return_nothing():
+    # nbgrader gives a test cell whose last value is a number only that many points.
+    assert checks.check_choice(0.2, "best_rate_with_momentum", [0.002, 0.2, 1.0]) is None
+    assert checks.check_number(183, "early_stopping_iteration", 1, 1000, whole=True) is None
+    assert checks.check_tiny_gradient_form("hid_to_class", [[0.3655], [-0.3655]]) is None

@@ -198,7 +198,7 @@ def test_the_control_without_sandbox_the_same_escapes_work(graded, tmp_path):
     attempts += ["read_instructor_home"] if os.access("/root/.bashrc", os.R_OK) else []
     for attempt in attempts:
         assert f"ATTEMPT {attempt}: SUCCEEDED" in printed, printed
-    assert listener.connections == 1
+    assert listener.connections >= 1
     assert not (copy / "submitted" / "correct" / "backprop" / "backprop.ipynb").exists()
 
 
