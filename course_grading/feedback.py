@@ -7,7 +7,7 @@ code that raised.
 """
 
 from nbgrader import utils
-from nbgrader.preprocessors import ClearHiddenTests
+from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 from traitlets import List
 
 
@@ -33,3 +33,16 @@ class HideHiddenTests(ClearHiddenTests):
                 if output.output_type == "error":
                     output.traceback = [f"{output.ename}: {output.evalue}"]
         return cell, resources
+
+
+class SanitizeMarkdown(NbGraderPreprocessor):
+    """The learners' Markdown cells with their HTML made inert, for the feedback pages
+    (nbgrader's feedback template does not sanitize; see ``course_grading.outputs``)."""
+
+    # Accepted for the same reason as in HideHiddenTests above.
+    display_data_priority = List(ClearHiddenTests.display_data_priority.make_dynamic_default()).tag(config=True)
+
+    def preprocess(self, nb, resources):
+        from .outputs import sanitize_markdown_cells
+
+        return sanitize_markdown_cells(nb), resources

@@ -11,7 +11,7 @@ Two limits on outputs, applied where ``course-grade`` runs the notebook:
   and widgets would otherwise be live in the feedback page and in formgrader, in the
   instructor's browser session. The learner's Markdown cells keep their text, with any
   HTML tag shown as text (:func:`sanitize_markdown_cells`, also run for every feedback
-  page by :class:`SanitizeMarkdown`): nbgrader's own page templates do not sanitize.
+  page by ``course_grading.feedback.SanitizeMarkdown``): nbgrader's own page templates do not sanitize.
 """
 from __future__ import annotations
 
@@ -111,13 +111,6 @@ def sanitize_markdown_cells(nb):
         if cell.cell_type == "markdown" and not utils.is_locked(cell):
             cell.source = clean_html(cell.source)
     return nb
-
-
-class SanitizeMarkdown(NbGraderPreprocessor):
-    """For feedback pages: the learners' Markdown cells, sanitized."""
-
-    def preprocess(self, nb, resources):
-        return sanitize_markdown_cells(nb), resources
 
 
 class NeutralizeOutputs(NbGraderPreprocessor):

@@ -81,7 +81,7 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE (replace this line with your answ
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "course_grading.feedback.HideHiddenTests",
-    "course_grading.outputs.SanitizeMarkdown",
+    "course_grading.feedback.SanitizeMarkdown",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
 
