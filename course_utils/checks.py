@@ -473,10 +473,10 @@ def check_tiny_gradient_form(part, answer):
     of points in nbgrader (its partial credit).
     """
     __tracebackhide__ = True
-    tiny_gradient_values(part, answer)
+    hand_computed_layer(part, answer)
 
 
-def tiny_gradient_values(part, answer):
+def hand_computed_layer(part, answer):
     """The hand-computed gradient of one layer as a float array of its shape; raises
     AssertionError saying what is wrong with its form."""
     __tracebackhide__ = True
