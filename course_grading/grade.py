@@ -202,20 +202,13 @@ def _dask_results(tasks, scheduler):
             yield futures[future], future
 
 
-class _Done:
-    """A result that needs no worker, in the shape of a finished future."""
-
-    def __init__(self, result):
-        self._result = result
-
-    def result(self):
-        return self._result
-
-
 def _unreadable(task):
+    """The failure of a submission that cannot be read, as a finished future (it needs no worker)."""
     result = _failure(task, None)
     result["reason"] = f"the submission cannot be graded: {task['intake_error']}"
-    return _Done(result)
+    future = concurrent.futures.Future()
+    future.set_result(result)
+    return future
 
 
 def _failure(task, error):

@@ -26,6 +26,7 @@ import tempfile
 import time
 
 from course_utils.learner_errors import LearnerCodeError
+from course_utils.reporting import stand_in
 
 from . import learner_protocol as protocol
 from . import sandbox
@@ -42,22 +43,6 @@ class GradingMachineryError(RuntimeError):
 
 class LearnerProcessFailure(AssertionError):
     """The process running the learner's function crashed, ran out of time or misbehaved."""
-
-
-class Returned:
-    """Stands for a value that is not a dict, returned by the learner's function."""
-
-    def __init__(self, type_name):
-        self.type_name = type_name
-
-    def __repr__(self):
-        return f"<{self.type_name} object>"
-
-
-def _opaque(type_name):
-    """An object whose type has the learner's type name, for the structure check's message."""
-    name = type_name if type_name.isidentifier() else "object"
-    return type(name, (Returned,), {"__init__": lambda self: None})()
 
 
 class LearnerFunction:
@@ -183,5 +168,5 @@ class LearnerFunction:
             raise LearnerCodeError(reply.type_name, reply.message, reply.line)
         self.last_evaluations = reply.evaluations
         if reply.returned != "dict":
-            return None if reply.returned == "NoneType" else _opaque(reply.returned)
-        return {**reply.arrays, **{key: _opaque(type_name) for key, type_name in reply.opaque.items()}}
+            return None if reply.returned == "NoneType" else stand_in(reply.returned)
+        return {**reply.arrays, **{key: stand_in(type_name) for key, type_name in reply.opaque.items()}}

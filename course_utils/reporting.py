@@ -69,6 +69,14 @@ class Unreadable:
         return f"<{type(self).__name__} object>"
 
 
+def stand_in(type_name):
+    """An :class:`Unreadable` whose class is named ``type_name`` (a checked identifier), so that
+    a check's message names the learner's type ("it is a Tensor")."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,49}", type_name):
+        type_name = "object"
+    return type(type_name, (Unreadable,), {})()
+
+
 class ReportError(ValueError):
     """A report that is not what :func:`report` writes."""
 
@@ -103,10 +111,7 @@ def decode_value(description):
             raise ReportError("an array is malformed")
         return np.array([_decode_number(x) for x in values], dtype=np.float64).reshape(shape)
     if set(description) == {"type"} and isinstance(description["type"], str):
-        name = description["type"]
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,49}", name):
-            name = "object"
-        return type(name, (Unreadable,), {})()
+        return stand_in(description["type"])
     raise ReportError("a value is of no known kind")
 
 
