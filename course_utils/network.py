@@ -55,7 +55,9 @@ def logistic_of_negated(negated_x, out=None):
     with np.errstate(over="ignore", under="ignore"):
         out = np.exp(negated_x, out=out)
     out += 1
-    np.reciprocal(out, out=out)
+    # The same correctly rounded 1 / x as np.reciprocal, which NumPy does not vectorize
+    # (twice as slow on the (n_hid, 2000) hidden layer of the training loop).
+    np.divide(1.0, out, out=out)
     return out if out.ndim else float(out)
 
 

@@ -143,6 +143,9 @@ def train(
     # Views into theta: updating theta in place updates them.
     weights = theta_to_model(theta)
     momentum_speed = np.zeros_like(theta)
+    # Views again, so that the gradient is subtracted layer by layer without flattening it.
+    momentum_by_layer = theta_to_model(momentum_speed)
+    step = np.empty_like(theta)
     training_losses, validation_losses = [], []
     best = {"theta": theta.copy(), "validation_loss": np.inf, "iteration": None}
     diverged = stopped_early = False
@@ -163,8 +166,10 @@ def train(
         # A run that blows up overflows here; it is reported as diverged, not as warnings.
         with np.errstate(over="ignore", invalid="ignore"):
             momentum_speed *= momentum_multiplier
-            momentum_speed -= model_to_theta(gradient)
-            theta += momentum_speed * learning_rate
+            for layer, speed in momentum_by_layer.items():
+                speed -= gradient[layer]
+            np.multiply(momentum_speed, learning_rate, out=step)
+            theta += step
             # -W1 @ X is exactly -(W1 @ X): the logistic's negation is done on the weights.
             np.negative(weights["input_to_hid"], out=negated_input_to_hid)
             np.matmul(negated_input_to_hid, both_inputs, out=hid_output)
