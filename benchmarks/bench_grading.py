@@ -2,8 +2,8 @@
 
 Generates N submissions of the assignment, both notebooks each (``backprop.ipynb`` and
 ``generalization.ipynb``; a mix of correct and faulty answers from ``demo.examples``), grades one copy of the course with ``nbgrader autograde`` (one
-submission after another, no sandbox, no re-check: the baseline) and another copy with
-``course-grade`` (sandboxed, re-checked, all cores), in the same run, then prints both
+submission after another, no sandbox, the verdicts in the learner's kernel: the baseline)
+and another copy with ``course-grade`` (sandboxed, verdicts in the grading process, all cores), in the same run, then prints both
 times and whether the gradebooks agree cell by cell.
 
     python benchmarks/bench_grading.py                 # 100 submissions
@@ -90,7 +90,7 @@ def main(argv=None):
 
     scale = args.submissions / sequential_count
     print(f"Submissions: {args.submissions} ({', '.join(MIX)} in turn); machine: {os.cpu_count()} cores")
-    print(f"course-grade (parallel, {args.workers} workers, sandbox + re-check): {parallel_seconds:8.1f} s "
+    print(f"course-grade (parallel, {args.workers} workers, sandboxed): {parallel_seconds:8.1f} s "
           f"({parallel_seconds / args.submissions:.1f} s per submission), exit code {result.returncode}, "
           f"{len(journal)} recorded, {len(failed)} failed")
     if scale == 1:

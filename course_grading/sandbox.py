@@ -16,8 +16,8 @@ sandbox built here gives it:
 
 Two entry points use it: the Jupyter kernel that nbgrader starts for each
 notebook (``python -m course_grading.sandbox kernel ...``, named in a
-kernelspec written by :mod:`course_grading.worker`) and the re-check of the
-gradient function (:mod:`course_grading.recheck`).
+kernelspec written by :mod:`course_grading.worker`) and the learner process that the
+grader's tests call the gradient function in (:mod:`course_grading.learner_process`).
 """
 from __future__ import annotations
 

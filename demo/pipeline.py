@@ -5,7 +5,8 @@ Run from the project folder (``make demo``); in the course folder ``notebooks/``
 1. ``nbgrader generate_assignment``: the learners' release (solutions and hidden tests removed);
 2. the example submissions (``demo.examples``) written into ``submitted/``;
 3. ``course-grade`` (``course_grading.grade.grade_assignment``) on them: in parallel, in the
-   sandbox where the machine has one, with the isolated re-check, a progress bar;
+   sandbox where the machine has one, every verdict decided outside the learner's kernel,
+   a progress bar;
 4. ``nbgrader generate_feedback``: one HTML page per learner and notebook;
 5. ``nbgrader export``: the grades as CSV;
 6. a table of the scores (the totals those of the CSV) and the paths of the feedback pages.
