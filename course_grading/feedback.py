@@ -10,6 +10,8 @@ from nbgrader import utils
 from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
 from traitlets import List
 
+from .outputs import sanitize_markdown_cells
+
 
 class HideHiddenTests(ClearHiddenTests):
     """Remove hidden test code, and its traceback lines, from the instructor's test cells.
@@ -43,6 +45,4 @@ class SanitizeMarkdown(NbGraderPreprocessor):
     display_data_priority = List(ClearHiddenTests.display_data_priority.make_dynamic_default()).tag(config=True)
 
     def preprocess(self, nb, resources):
-        from .outputs import sanitize_markdown_cells
-
         return sanitize_markdown_cells(nb), resources

@@ -29,7 +29,6 @@ from course_utils.learner_errors import LearnerCodeError
 from course_utils.reporting import stand_in
 
 from . import learner_protocol as protocol
-from . import sandbox
 
 #: Where the sandbox shows the learner process's two files.
 GRADER_FILES_DIR = "/run/grader"
