@@ -41,3 +41,15 @@ def solution():
 def close_figures():
     yield
     plt.close("all")
+
+
+@pytest.fixture
+def linked_data_dir(tmp_path, monkeypatch):
+    """COURSE_DATA_DIR is a temporary folder whose data.mat is a symbolic link to the real
+    file (as /coursedata/data.mat often is on a hub)."""
+    target = course_utils.data.find_data_file().resolve()
+    folder = tmp_path / "coursedata"
+    folder.mkdir()
+    (folder / "data.mat").symlink_to(target)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(folder))
+    return folder

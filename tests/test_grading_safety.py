@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import tempfile
+import sys
 import threading
 import time
 from pathlib import Path
@@ -316,3 +317,20 @@ def test_a_scratch_folder_too_long_for_the_kernels_sockets_is_refused_up_front(t
     result = support.course_grade(root, env={**os.environ, "TMPDIR": str(deep)})
     assert result.returncode == 2
     assert "too long a path" in result.stderr and "TMPDIR" in result.stderr
+
+
+@pytest.mark.parametrize("linked", [True, False], ids=["link", "file"])
+def test_sandboxed_code_loads_the_data_file(linked, linked_data_dir, monkeypatch):
+    """The grading sandbox shows the data file to learner code, also through a link.
+
+    (Here, not among the fast data tests: it needs bubblewrap.)"""
+    from course_grading import sandbox
+
+    if not linked:
+        monkeypatch.setenv("COURSE_DATA_DIR", str((linked_data_dir / "data.mat").resolve().parent))
+    settings = sandbox.SandboxSettings()
+    code = ("import course_utils; d = course_utils.load_data(); "
+            "print(course_utils.data.find_data_file(), d['test']['inputs'].shape)")
+    returncode, out, err = sandbox.run(settings, [sys.executable, "-c", code], timeout=120)
+    assert returncode == 0, err.decode()
+    assert out.decode().split()[-2:] == ["(256,", "9000)"]
