@@ -4,7 +4,8 @@
 ``report.py``, so tests, widgets and notebooks share this one loop.
 """
 
-import contextlib
+import itertools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,6 +114,17 @@ def train(
     Returns
     -------
     TrainingResult
+
+    Notes
+    -----
+    Where BLAS may use more than one thread (threadpoolctl says how many), training uses
+    that many threads of its own: the losses of the training and validation cases are
+    computed on them while this thread calls ``gradient_fn`` for the next iteration, which
+    needs only the new weights. ``gradient_fn`` always runs on the calling thread, with
+    one BLAS thread. If training then stops (a ``callback`` asked to, or the loss is no
+    longer finite), that one extra call's result, or its error, is thrown away; with
+    weights that are not finite it is not made. On one BLAS thread (as under nbgrader)
+    nothing runs ahead. The numbers are the same either way.
     """
     _check_settings(wd_coefficient, n_hid, n_iters, learning_rate, momentum_multiplier, mini_batch_size)
     settings = dict(
@@ -134,14 +146,10 @@ def train(
     if check_gradient:
         gradient_checks.append(run_gradient_check(model, training, wd_coefficient, gradient_fn))
 
-    # Training and validation losses come from one product of the weights with both
-    # splits side by side (n_train + n_val columns), written into one preallocated buffer.
-    both_inputs = np.hstack([training["inputs"], validation["inputs"]])
-    hid_output = np.empty((n_hid, both_inputs.shape[1]))
-    negated_input_to_hid = np.empty((n_hid, both_inputs.shape[0]))
     theta = model_to_theta(model)
     # Views into theta: updating theta in place updates them.
     weights = theta_to_model(theta)
+    blas = ThreadpoolController().select(user_api="blas")
     momentum_speed = np.zeros_like(theta)
     # Views again, so that the gradient is subtracted layer by layer without flattening it.
     momentum_by_layer = theta_to_model(momentum_speed)
@@ -150,46 +158,71 @@ def train(
     best = {"theta": theta.copy(), "validation_loss": np.inf, "iteration": None}
     diverged = stopped_early = False
     batch = training
-    one_blas_thread = _one_blas_thread_for_small_products()
-    iterations = progress_bar(range(1, n_iters + 1), progress, unit="iteration")
-    for iteration in iterations:
+    # The whole loop runs on one BLAS thread: the mini-batch step's products (n_hid x 256 x 100)
+    # are too small for threads (on a shared machine spinning BLAS threads make them several
+    # times slower). Where BLAS had more threads, the losses' product is shared out over
+    # that many threads of our own instead (see _BothSplitsClassInput).
+    n_threads = _blas_threads(blas)
+
+    def batch_of(iteration):
         start = ((iteration - 1) * mini_batch_size) % n_train
-        batch = {
+        return {
             "inputs": training["inputs"][:, start : start + mini_batch_size],
             "target": training["target"][:, start : start + mini_batch_size],
         }
+
+    def gradient_at(theta, batch):
         # A copy, so a gradient_fn that writes into the model cannot change theta.
         model = theta_to_model(theta.copy())
-        with one_blas_thread():
-            gradient = gradient_fn(model, batch, wd_coefficient)
-        check_gradient_structure(gradient, model)
-        # A run that blows up overflows here; it is reported as diverged, not as warnings.
-        with np.errstate(over="ignore", invalid="ignore"):
-            momentum_speed *= momentum_multiplier
-            for layer, speed in momentum_by_layer.items():
-                speed -= gradient[layer]
-            np.multiply(momentum_speed, learning_rate, out=step)
-            theta += step
-            # -W1 @ X is exactly -(W1 @ X): the logistic's negation is done on the weights.
-            np.negative(weights["input_to_hid"], out=negated_input_to_hid)
-            np.matmul(negated_input_to_hid, both_inputs, out=hid_output)
-            logistic_of_negated(hid_output, out=hid_output)
-            log_class_prob = log_softmax(weights["hid_to_class"] @ hid_output)
-            decay = weight_decay_loss(theta, wd_coefficient)
-            training_loss = cross_entropy(log_class_prob[:, :n_train], training["target"]) + decay
-            validation_loss = cross_entropy(log_class_prob[:, n_train:], validation["target"]) + decay
-        training_losses.append(training_loss)
-        validation_losses.append(validation_loss)
-        if do_early_stopping and validation_loss < best["validation_loss"]:
-            best = {"theta": theta.copy(), "validation_loss": validation_loss, "iteration": iteration}
-        if not (np.isfinite(training_loss) and np.isfinite(validation_loss)):
-            diverged = True
-            break
-        if callback is not None and callback(iteration, training_loss, validation_loss) == "stop":
-            stopped_early = True
-            break
-    if hasattr(iterations, "close"):
-        iterations.close()
+        return model, gradient_fn(model, batch, wd_coefficient)
+
+    ahead = None
+    both_inputs = np.hstack([training["inputs"], validation["inputs"]])
+    with blas.limit(limits=1), _BothSplitsClassInput(weights, both_inputs, n_threads) as both_splits:
+        iterations = progress_bar(range(1, n_iters + 1), progress, unit="iteration")
+        for iteration in iterations:
+            batch = batch_of(iteration)
+            if ahead is None:
+                model, gradient = gradient_at(theta, batch)
+            else:
+                (model, gradient), error = ahead
+                if error is not None:
+                    raise error
+            check_gradient_structure(gradient, model)
+            # A run that blows up overflows here; it is reported as diverged, not as warnings.
+            with np.errstate(over="ignore", invalid="ignore"):
+                momentum_speed *= momentum_multiplier
+                for layer, speed in momentum_by_layer.items():
+                    speed -= gradient[layer]
+                np.multiply(momentum_speed, learning_rate, out=step)
+                theta += step
+            both_splits.start()
+            # While the other threads compute the losses, this one computes the next
+            # iteration's gradient, which needs only the new weights. It is thrown away
+            # (and an error it raised with it) if training stops here.
+            ahead = None
+            if both_splits.threaded and iteration < n_iters and np.isfinite(theta).all():
+                try:
+                    ahead = gradient_at(theta, batch_of(iteration + 1)), None
+                except Exception as error:
+                    ahead = (None, None), error
+            with np.errstate(over="ignore", invalid="ignore"):
+                log_class_prob = log_softmax(both_splits.finish())
+                decay = weight_decay_loss(theta, wd_coefficient)
+                training_loss = cross_entropy(log_class_prob[:, :n_train], training["target"]) + decay
+                validation_loss = cross_entropy(log_class_prob[:, n_train:], validation["target"]) + decay
+            training_losses.append(training_loss)
+            validation_losses.append(validation_loss)
+            if do_early_stopping and validation_loss < best["validation_loss"]:
+                best = {"theta": theta.copy(), "validation_loss": validation_loss, "iteration": iteration}
+            if not (np.isfinite(training_loss) and np.isfinite(validation_loss)):
+                diverged = True
+                break
+            if callback is not None and callback(iteration, training_loss, validation_loss) == "stop":
+                stopped_early = True
+                break
+        if hasattr(iterations, "close"):
+            iterations.close()
 
     if do_early_stopping and best["iteration"] is not None:
         theta = best["theta"]
@@ -209,17 +242,85 @@ def train(
     )
 
 
-def _one_blas_thread_for_small_products():
-    """A context manager that limits BLAS to one thread, when it has more.
+def _blas_threads(blas):
+    """How many threads BLAS may use now (1 when there is no BLAS threadpoolctl knows)."""
+    return max([info["num_threads"] for info in blas.info()], default=1)
 
-    The mini-batch step's products (n_hid x 256 x 100) are too small for threads: on a
-    shared machine spinning BLAS threads make them several times slower. The product
-    with all the training and validation cases, outside it, keeps the threads.
+
+class _BothSplitsClassInput:
+    """The class input ``W2 @ logistic(W1 @ X)`` of all training and validation cases, as the weights change.
+
+    ``X`` is (256, n_train + n_val), the two splits side by side. On one thread this is one
+    product and one logistic pass, into a buffer made once. On ``n_threads``, the cases are
+    cut into blocks of columns and whichever thread is free takes the next block: its
+    product (BLAS on one thread, as the whole training loop is), its logistic, its columns
+    of ``W2 @ h``. (BLAS's own threads would share the product but leave the logistic's
+    passes on one core.) The blocks shrink towards the end, so that no thread waits long
+    for the last one. Each case's numbers are the same either way.
+
+    ``start()`` sets the other threads to work on the weights as they are now (the first
+    layer's are copied; the second's must not change before ``finish()``); ``finish()`` helps
+    them and returns the (10, n_train + n_val) class input. Use it as a context manager:
+    it owns the threads.
     """
-    blas = ThreadpoolController().select(user_api="blas")
-    if all(info["num_threads"] <= 1 for info in blas.info()):
-        return contextlib.nullcontext
-    return lambda: blas.limit(limits=1)
+
+    #: No block narrower than this many cases: below it a block's own calls cost too much.
+    SMALLEST_BLOCK = 50
+
+    def __init__(self, weights, both_inputs, n_threads):
+        self.weights = weights
+        self.negated_input_to_hid = np.empty_like(weights["input_to_hid"])
+        n_hid, n_cases = self.negated_input_to_hid.shape[0], both_inputs.shape[1]
+        self.class_input = np.empty((weights["hid_to_class"].shape[0], n_cases))
+        self.blocks = []  # (columns, inputs, hidden-layer buffer)
+        start = 0
+        while start < n_cases:
+            # Guided self-scheduling: each block a share of what is left, one share per thread twice over.
+            width = n_cases if n_threads <= 1 else max(self.SMALLEST_BLOCK, (n_cases - start) // (2 * n_threads))
+            # A remainder narrower than the smallest block joins this one.
+            stop = n_cases if n_cases - (start + width) < self.SMALLEST_BLOCK else start + width
+            columns = slice(start, stop)
+            # Column-major, as the data set's arrays are: OpenBLAS multiplies by it faster
+            # (for 10 hidden units, in 60 % of the time it needs row-major).
+            self.blocks.append((columns, np.asfortranarray(both_inputs[:, columns]),
+                                np.empty((n_hid, columns.stop - columns.start))))
+            start = columns.stop
+        self.threaded = n_threads > 1
+        self.pool = ThreadPoolExecutor(n_threads - 1) if self.threaded else None
+        self.helpers = [None] * (n_threads - 1)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.pool is not None:
+            self.pool.shutdown()
+
+    def start(self):
+        # -W1 @ X is exactly -(W1 @ X): the logistic's negation is done on the weights.
+        np.negative(self.weights["input_to_hid"], out=self.negated_input_to_hid)
+        # next() on one shared counter hands each block to exactly one thread.
+        self.next_block = itertools.count()
+        if self.pool is not None:
+            self.helpers = [self.pool.submit(self._work) for _ in self.helpers]
+
+    def finish(self):
+        self._work()
+        for helper in self.helpers:
+            helper.result()
+        return self.class_input
+
+    def _work(self):
+        # Huge weights after a diverged run overflow here; the loss, not a warning, reports it.
+        # (NumPy's error state is per thread: each sets its own.)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for index in self.next_block:
+                if index >= len(self.blocks):
+                    return
+                columns, inputs, hidden = self.blocks[index]
+                np.matmul(self.negated_input_to_hid, inputs, out=hidden)
+                logistic_of_negated(hidden, out=hidden)
+                np.matmul(self.weights["hid_to_class"], hidden, out=self.class_input[:, columns])
 
 
 def evaluate(model, datas, wd_coefficient):

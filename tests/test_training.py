@@ -5,6 +5,7 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from course_utils import a2, format_report, initial_model, loss, model_to_theta, progress, theta_to_model, train
 
@@ -20,11 +21,18 @@ MOMENTUM_RUN = {  # a2(0, 10, 30, 1.0, 0.9, False, 10)
 }
 
 
+@pytest.fixture(params=[1, 2], ids=["1 BLAS thread", "2 BLAS threads"])
+def threads(request):
+    """Train on one BLAS thread, or on two: then train computes the losses on threads of its own."""
+    with threadpool_limits(limits=request.param, user_api="blas"):
+        yield request.param
+
+
 def zero_gradient(model, data, wd_coefficient):
     return {part: np.zeros_like(model[part]) for part in model}
 
 
-def test_reference_training_loss(datas, solution):
+def test_reference_training_loss(datas, solution, threads):
     result = train(solution, 0, 10, 30, 0.01, 0, False, 10, datas=datas)
     assert abs(result.metrics["train"]["loss"] - REPORTED_TRAINING_LOSS) < 1e-12
     assert len(result.training_losses) == len(result.validation_losses) == 30
@@ -90,7 +98,7 @@ def test_large_learning_rates_are_silent(datas, solution, capfd, learning_rate):
     assert capfd.readouterr().err == ""
 
 
-def test_a_gradient_of_nans_stops_as_diverged(datas, capfd):
+def test_a_gradient_of_nans_stops_as_diverged(datas, capfd, threads):
     def nan_later(model, data, wd_coefficient):
         return {part: np.full_like(model[part], np.inf) for part in model}
 
@@ -99,7 +107,7 @@ def test_a_gradient_of_nans_stops_as_diverged(datas, capfd):
     assert capfd.readouterr().err == ""
 
 
-def test_huge_steps_are_reported_as_divergence_without_warnings(datas, capfd):
+def test_huge_steps_are_reported_as_divergence_without_warnings(datas, capfd, threads):
     def huge(model, data, wd_coefficient):
         return {part: np.full_like(model[part], -1e300) for part in model}
 
@@ -111,7 +119,7 @@ def test_huge_steps_are_reported_as_divergence_without_warnings(datas, capfd):
     assert capfd.readouterr().err == ""
 
 
-def test_callback_sees_every_iteration_and_can_stop(datas, solution):
+def test_callback_sees_every_iteration_and_can_stop(datas, solution, threads):
     calls = []
 
     def callback(iteration, training_loss, validation_loss):
@@ -121,6 +129,55 @@ def test_callback_sees_every_iteration_and_can_stop(datas, solution):
     result = train(solution, 0, 10, 30, 0.01, 0, False, 10, datas=datas, callback=callback)
     assert result.stopped_early and len(result.training_losses) == 4
     assert calls == list(zip(range(1, 5), result.training_losses, result.validation_losses))
+
+
+def test_two_threads_train_to_the_same_numbers_as_one(datas, solution):
+    runs = {}
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            runs[threads] = train(solution, 0.001, 30, 40, 0.35, 0.9, True, 100, datas=datas,
+                                  check_gradient=False)
+    one, two = runs[1], runs[2]
+    np.testing.assert_array_equal(model_to_theta(one.model), model_to_theta(two.model))
+    assert one.metrics == two.metrics and one.best_iteration == two.best_iteration
+    np.testing.assert_allclose(two.training_losses, one.training_losses, rtol=1e-15, atol=0)
+    np.testing.assert_allclose(two.validation_losses, one.validation_losses, rtol=1e-15, atol=0)
+
+
+def counting(gradient_fn, calls, fail_on_call=None):
+    def counted(model, data, wd_coefficient):
+        calls.append(np.isfinite(model_to_theta(model)).all())
+        if len(calls) == fail_on_call:
+            raise ValueError("a learner's error")
+        return gradient_fn(model, data, wd_coefficient)
+    return counted
+
+
+def test_the_gradient_computed_ahead_is_thrown_away_when_training_stops(datas, solution, threads):
+    calls = []
+    stop_at_4 = lambda iteration, *losses: "stop" if iteration == 4 else None  # noqa: E731
+    result = train(counting(solution, calls, fail_on_call=5), 0, 10, 30, 0.01, 0, False, 10,
+                   datas=datas, check_gradient=False, callback=stop_at_4)
+    # On two threads the fifth call ran ahead, while the fourth iteration's losses were computed;
+    # its error is not raised, as the fifth iteration never came.
+    assert len(calls) == (5 if threads == 2 else 4)
+    reference = train(solution, 0, 10, 4, 0.01, 0, False, 10, datas=datas, check_gradient=False)
+    assert result.training_losses == pytest.approx(reference.training_losses, rel=1e-15, abs=0)
+    np.testing.assert_array_equal(model_to_theta(result.model), model_to_theta(reference.model))
+    # Without the stop, the same error comes at the fifth iteration, as on one thread.
+    with pytest.raises(ValueError, match="a learner's error"):
+        train(counting(solution, [], fail_on_call=5), 0, 10, 30, 0.01, 0, False, 10,
+              datas=datas, check_gradient=False)
+
+
+def test_no_gradient_runs_ahead_on_weights_that_are_not_finite(datas, threads):
+    calls = []
+
+    def huge(model, data, wd_coefficient):  # a step of 1e10 * 1e300 makes every weight infinite
+        return {part: np.full_like(model[part], -1e300) for part in model}
+
+    result = train(counting(huge, calls), 0, 10, 5, 1e10, 0, False, 10, datas=datas, check_gradient=False)
+    assert result.diverged and calls == [True]
 
 
 @pytest.mark.parametrize(
@@ -154,7 +211,7 @@ def test_a2_prints_the_report_and_plots_in_a_new_figure_each_call(datas, solutio
     assert len(lines[0].get_ydata()) == 30
 
 
-def test_the_model_passed_to_the_gradient_is_a_copy(datas, solution):
+def test_the_model_passed_to_the_gradient_is_a_copy(datas, solution, threads):
     def vandal(model, data, wd_coefficient):
         gradient = solution(model, data, wd_coefficient)
         model["input_to_hid"][:] = 0
@@ -196,7 +253,7 @@ def original_style_losses(gradient_fn, datas, wd, n_hid, n_iters, learning_rate,
 
 
 @pytest.mark.parametrize("wd, do_early_stopping", [(0, True), (0.001, False)])
-def test_every_recorded_loss_equals_the_original_style_run(datas, solution, wd, do_early_stopping):
+def test_every_recorded_loss_equals_the_original_style_run(datas, solution, wd, do_early_stopping, threads):
     result = train(solution, wd, 30, 60, 0.35, 0.9, do_early_stopping, 100, datas=datas,
                    check_gradient=False)
     original = original_style_losses(solution, datas, wd, 30, 60, 0.35, 0.9, 100)
