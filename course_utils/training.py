@@ -4,7 +4,9 @@
 ``report.py``, so tests, widgets and notebooks share this one loop.
 """
 
+import contextlib
 import itertools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -118,13 +120,15 @@ def train(
     Notes
     -----
     Where BLAS may use more than one thread (threadpoolctl says how many), training uses
-    that many threads of its own: the losses of the training and validation cases are
-    computed on them while this thread calls ``gradient_fn`` for the next iteration, which
-    needs only the new weights. ``gradient_fn`` always runs on the calling thread, with
-    one BLAS thread. If training then stops (a ``callback`` asked to, or the loss is no
-    longer finite), that one extra call's result, or its error, is thrown away; with
-    weights that are not finite it is not made. On one BLAS thread (as under nbgrader)
-    nothing runs ahead. The numbers are the same either way.
+    as many threads, the calling one included: the others compute the losses of the
+    training and validation cases while the calling thread calls ``gradient_fn`` for the
+    next iteration, which needs only the new weights. So ``gradient_fn`` for iteration
+    ``i + 1`` runs before ``callback`` for iteration ``i``, always on the calling thread and
+    with one BLAS thread. If the ``callback`` then stops training, that extra call's result,
+    or the exception it raised, is thrown away (what it printed or changed stays; an
+    interrupt still stops training at once); a run whose loss is no longer finite stops
+    without it. On one BLAS thread (as under nbgrader) nothing runs ahead. The numbers are
+    the same either way, for a ``gradient_fn`` that changes nothing but its result.
     """
     _check_settings(wd_coefficient, n_hid, n_iters, learning_rate, momentum_multiplier, mini_batch_size)
     settings = dict(
@@ -158,11 +162,6 @@ def train(
     best = {"theta": theta.copy(), "validation_loss": np.inf, "iteration": None}
     diverged = stopped_early = False
     batch = training
-    # The whole loop runs on one BLAS thread: the mini-batch step's products (n_hid x 256 x 100)
-    # are too small for threads (on a shared machine spinning BLAS threads make them several
-    # times slower). Where BLAS had more threads, the losses' product is shared out over
-    # that many threads of our own instead (see _BothSplitsClassInput).
-    n_threads = _blas_threads(blas)
 
     def batch_of(iteration):
         start = ((iteration - 1) * mini_batch_size) % n_train
@@ -178,7 +177,11 @@ def train(
 
     ahead = None
     both_inputs = np.hstack([training["inputs"], validation["inputs"]])
-    with blas.limit(limits=1), _BothSplitsClassInput(weights, both_inputs, n_threads) as both_splits:
+    # The whole loop runs on one BLAS thread: the mini-batch step's products (n_hid x 256 x 100)
+    # are too small for threads (on a shared machine spinning BLAS threads make them several
+    # times slower). Where BLAS had more threads, the losses' product is shared out over
+    # that many threads of our own instead (see _BothSplitsClassInput).
+    with _one_blas_thread(blas) as n_threads, _BothSplitsClassInput(weights, both_inputs, n_threads) as both_splits:
         iterations = progress_bar(range(1, n_iters + 1), progress, unit="iteration")
         for iteration in iterations:
             batch = batch_of(iteration)
@@ -196,15 +199,18 @@ def train(
                     speed -= gradient[layer]
                 np.multiply(momentum_speed, learning_rate, out=step)
                 theta += step
+                # The loss will be finite exactly when the weights' squared norm is (they bound
+                # every other number in it); if not, training stops as diverged.
+                loss_is_finite = np.isfinite(np.dot(theta, theta))
             both_splits.start()
             # While the other threads compute the losses, this one computes the next
             # iteration's gradient, which needs only the new weights. It is thrown away
-            # (and an error it raised with it) if training stops here.
+            # (and an error it raised with it) if the callback stops training here.
             ahead = None
-            if both_splits.threaded and iteration < n_iters and np.isfinite(theta).all():
+            if both_splits.threaded and iteration < n_iters and loss_is_finite:
                 try:
                     ahead = gradient_at(theta, batch_of(iteration + 1)), None
-                except Exception as error:
+                except Exception as error:  # an interrupt is not kept for later: it stops training now
                     ahead = (None, None), error
             with np.errstate(over="ignore", invalid="ignore"):
                 log_class_prob = log_softmax(both_splits.finish())
@@ -247,6 +253,28 @@ def _blas_threads(blas):
     return max([info["num_threads"] for info in blas.info()], default=1)
 
 
+_blas_limit_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_blas_thread(blas):
+    """Hold BLAS to one thread for a training; gives how many threads BLAS had.
+
+    A training that starts while another one (in another thread) holds the limit finds
+    one thread and leaves the limit alone: the holder restores BLAS's threads, from its
+    own thread (OpenBLAS keeps one thread when a different thread restores the count).
+    """
+    with _blas_limit_lock:
+        n_threads = _blas_threads(blas)
+        limiter = blas.limit(limits=1) if n_threads > 1 else None
+    try:
+        yield n_threads
+    finally:
+        if limiter is not None:
+            with _blas_limit_lock:
+                limiter.restore_original_limits()
+
+
 class _BothSplitsClassInput:
     """The class input ``W2 @ logistic(W1 @ X)`` of all training and validation cases, as the weights change.
 
@@ -285,9 +313,11 @@ class _BothSplitsClassInput:
             self.blocks.append((columns, np.asfortranarray(both_inputs[:, columns]),
                                 np.empty((n_hid, columns.stop - columns.start))))
             start = columns.stop
+        n_threads = min(n_threads, len(self.blocks))
         self.threaded = n_threads > 1
-        self.pool = ThreadPoolExecutor(n_threads - 1) if self.threaded else None
-        self.helpers = [None] * (n_threads - 1)
+        self.n_helpers = n_threads - 1
+        self.pool = ThreadPoolExecutor(self.n_helpers) if self.threaded else None
+        self.helpers = []
 
     def __enter__(self):
         return self
@@ -301,8 +331,12 @@ class _BothSplitsClassInput:
         np.negative(self.weights["input_to_hid"], out=self.negated_input_to_hid)
         # next() on one shared counter hands each block to exactly one thread.
         self.next_block = itertools.count()
-        if self.pool is not None:
-            self.helpers = [self.pool.submit(self._work) for _ in self.helpers]
+        self.helpers = []
+        for _ in range(self.n_helpers):
+            try:
+                self.helpers.append(self.pool.submit(self._work))
+            except RuntimeError:  # no new threads while Python shuts down: finish() does the rest
+                break
 
     def finish(self):
         self._work()
