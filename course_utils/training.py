@@ -292,8 +292,9 @@ class _BothSplitsClassInput:
     it owns the threads.
     """
 
-    #: No block narrower than this many cases: below it a block's own calls cost too much.
-    SMALLEST_BLOCK = 50
+    #: No block smaller than this many hidden units x cases (50 cases of 200 units): below
+    #: it a block's own calls cost more than sharing it out saves.
+    SMALLEST_BLOCK = 10_000
 
     def __init__(self, weights, both_inputs, n_threads):
         self.weights = weights
@@ -301,12 +302,13 @@ class _BothSplitsClassInput:
         n_hid, n_cases = self.negated_input_to_hid.shape[0], both_inputs.shape[1]
         self.class_input = np.empty((weights["hid_to_class"].shape[0], n_cases))
         self.blocks = []  # (columns, inputs, hidden-layer buffer)
+        smallest = -(-self.SMALLEST_BLOCK // n_hid)  # cases
         start = 0
         while start < n_cases:
             # Guided self-scheduling: each block a share of what is left, one share per thread twice over.
-            width = n_cases if n_threads <= 1 else max(self.SMALLEST_BLOCK, (n_cases - start) // (2 * n_threads))
+            width = n_cases if n_threads <= 1 else max(smallest, (n_cases - start) // (2 * n_threads))
             # A remainder narrower than the smallest block joins this one.
-            stop = n_cases if n_cases - (start + width) < self.SMALLEST_BLOCK else start + width
+            stop = n_cases if n_cases - (start + width) < smallest else start + width
             columns = slice(start, stop)
             # Column-major, as the data set's arrays are: OpenBLAS multiplies by it faster
             # (for 10 hidden units, in 60 % of the time it needs row-major).
