@@ -199,22 +199,22 @@ def train(
                     speed -= gradient[layer]
                 np.multiply(momentum_speed, learning_rate, out=step)
                 theta += step
-                # The loss will be finite exactly when the weights' squared norm is (they bound
-                # every other number in it); if not, training stops as diverged.
-                loss_is_finite = np.isfinite(np.dot(theta, theta))
+            # The loss will be finite exactly when the weight decay is (the weights' squared
+            # norm bounds every other number in it; with no decay, an overflowing norm gives
+            # inf * 0 = NaN); if not, training stops as diverged.
+            decay = weight_decay_loss(theta, wd_coefficient)
             both_splits.start()
             # While the other threads compute the losses, this one computes the next
             # iteration's gradient, which needs only the new weights. It is thrown away
             # (and an error it raised with it) if the callback stops training here.
             ahead = None
-            if both_splits.threaded and iteration < n_iters and loss_is_finite:
+            if both_splits.threaded and iteration < n_iters and np.isfinite(decay):
                 try:
                     ahead = gradient_at(theta, batch_of(iteration + 1)), None
                 except Exception as error:  # an interrupt is not kept for later: it stops training now
                     ahead = (None, None), error
             with np.errstate(over="ignore", invalid="ignore"):
                 log_class_prob = log_softmax(both_splits.finish())
-                decay = weight_decay_loss(theta, wd_coefficient)
                 training_loss = cross_entropy(log_class_prob[:, :n_train], training["target"]) + decay
                 validation_loss = cross_entropy(log_class_prob[:, n_train:], validation["target"]) + decay
             training_losses.append(training_loss)
