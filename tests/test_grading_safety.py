@@ -8,8 +8,8 @@ import json
 import os
 import shutil
 import socket
-import tempfile
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
