@@ -5,8 +5,8 @@
 """
 
 import contextlib
-import itertools
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -120,9 +120,9 @@ def train(
     Notes
     -----
     Where BLAS may use more than one thread (threadpoolctl says how many), training uses
-    as many threads, the calling one included: the others compute the losses of the
+    as many threads, the calling one included: the others compute the losses of most of the
     training and validation cases while the calling thread calls ``gradient_fn`` for the
-    next iteration, which needs only the new weights. So ``gradient_fn`` for iteration
+    next iteration, which needs only the new weights, and then the rest. So ``gradient_fn`` for iteration
     ``i + 1`` runs before ``callback`` for iteration ``i``, always on the calling thread and
     with one BLAS thread. If the ``callback`` then stops training, that extra call's result,
     or the exception it raised, is thrown away (what it printed or changed stays; an
@@ -280,44 +280,43 @@ class _BothSplitsClassInput:
 
     ``X`` is (256, n_train + n_val), the two splits side by side. On one thread this is one
     product and one logistic pass, into a buffer made once. On ``n_threads``, the cases are
-    cut into blocks of columns and whichever thread is free takes the next block: its
-    product (BLAS on one thread, as the whole training loop is), its logistic, its columns
-    of ``W2 @ h``. (BLAS's own threads would share the product but leave the logistic's
-    passes on one core.) The blocks shrink towards the end, so that no thread waits long
-    for the last one. Each case's numbers are the same either way.
+    cut into one block of columns per thread: its product (BLAS on one thread, as the whole
+    training loop is), its logistic, its columns of ``W2 @ h``. (BLAS's own threads would
+    share the product but leave the logistic's passes on one core.) The calling thread
+    starts its block late, after ``gradient_fn``, so its block is narrower: after each
+    iteration the cut moves to where both would have finished together (the clock decides
+    only who computes which cases; each case's numbers are the same for any cut).
 
     ``start()`` sets the other threads to work on the weights as they are now (the first
-    layer's are copied; the second's must not change before ``finish()``); ``finish()`` helps
-    them and returns the (10, n_train + n_val) class input. Use it as a context manager:
-    it owns the threads.
+    layer's are copied; the second's must not change before ``finish()``); ``finish()`` does
+    the calling thread's block and returns the (10, n_train + n_val) class input. Use it as
+    a context manager: it owns the threads.
     """
 
     #: No block smaller than this many hidden units x cases (50 cases of 200 units): below
     #: it a block's own calls cost more than sharing it out saves.
     SMALLEST_BLOCK = 10_000
+    #: Blocks start at multiples of this many cases (whole tiles of BLAS's kernels).
+    ALIGN = 8
 
     def __init__(self, weights, both_inputs, n_threads):
         self.weights = weights
         self.negated_input_to_hid = np.empty_like(weights["input_to_hid"])
-        n_hid, n_cases = self.negated_input_to_hid.shape[0], both_inputs.shape[1]
-        self.class_input = np.empty((weights["hid_to_class"].shape[0], n_cases))
-        self.blocks = []  # (columns, inputs, hidden-layer buffer)
-        smallest = -(-self.SMALLEST_BLOCK // n_hid)  # cases
-        start = 0
-        while start < n_cases:
-            # Guided self-scheduling: each block a share of what is left, one share per thread twice over.
-            width = n_cases if n_threads <= 1 else max(smallest, (n_cases - start) // (2 * n_threads))
-            # A remainder narrower than the smallest block joins this one.
-            stop = n_cases if n_cases - (start + width) < smallest else start + width
-            columns = slice(start, stop)
-            # Column-major, as the data set's arrays are: OpenBLAS multiplies by it faster
-            # (for 10 hidden units, in 60 % of the time it needs row-major).
-            self.blocks.append((columns, np.asfortranarray(both_inputs[:, columns]),
-                                np.empty((n_hid, columns.stop - columns.start))))
-            start = columns.stop
-        n_threads = min(n_threads, len(self.blocks))
+        self.n_hid, self.n_cases = self.negated_input_to_hid.shape[0], both_inputs.shape[1]
+        self.class_input = np.empty((weights["hid_to_class"].shape[0], self.n_cases))
+        # Column-major, as the data set's arrays are: OpenBLAS multiplies by it faster
+        # (for 10 hidden units, in 60 % of the time it needs row-major); a block of its
+        # columns is column-major too.
+        self.inputs = np.asfortranarray(both_inputs)
+        smallest = -(-self.SMALLEST_BLOCK // self.n_hid)  # cases
+        self.smallest = -(-smallest // self.ALIGN) * self.ALIGN
+        n_threads = max(1, min(n_threads, self.n_cases // self.smallest))
         self.threaded = n_threads > 1
         self.n_helpers = n_threads - 1
+        # One row-major hidden-layer buffer per thread, as large as all the cases; a block
+        # uses its start (row-major: the product writes it in one pass).
+        self.hidden = [np.empty(self.n_hid * self.n_cases) for _ in range(n_threads)]
+        self.own_width = self._aligned(self.n_cases / n_threads)  # the calling thread's block
         self.pool = ThreadPoolExecutor(self.n_helpers) if self.threaded else None
         self.helpers = []
 
@@ -328,35 +327,59 @@ class _BothSplitsClassInput:
         if self.pool is not None:
             self.pool.shutdown()
 
+    def _aligned(self, width):
+        return int(round(width / self.ALIGN)) * self.ALIGN
+
     def start(self):
         # -W1 @ X is exactly -(W1 @ X): the logistic's negation is done on the weights.
         np.negative(self.weights["input_to_hid"], out=self.negated_input_to_hid)
-        # next() on one shared counter hands each block to exactly one thread.
-        self.next_block = itertools.count()
+        # The helpers' blocks first, of equal widths, then the calling thread's.
+        helpers_end = self.n_cases - self.own_width
+        edges = [self._aligned(helpers_end * i / self.n_helpers) for i in range(self.n_helpers)] + [helpers_end]
+        self.helper_blocks = [slice(a, b) for a, b in zip(edges, edges[1:])]
+        self.started = time.perf_counter()
         self.helpers = []
-        for _ in range(self.n_helpers):
+        for index, columns in enumerate(self.helper_blocks):
             try:
-                self.helpers.append(self.pool.submit(self._work))
+                self.helpers.append(self.pool.submit(self._block, columns, index + 1))
             except RuntimeError:  # no new threads while Python shuts down: finish() does the rest
                 break
 
     def finish(self):
-        self._work()
-        for helper in self.helpers:
-            helper.result()
+        own_start = time.perf_counter()
+        self._block(slice(self.n_cases - self.own_width, self.n_cases), 0)
+        own_end = time.perf_counter()
+        helpers_end = [helper.result() for helper in self.helpers]
+        for columns in self.helper_blocks[len(self.helpers):]:
+            self._block(columns, 0)
+        if self.threaded and len(self.helpers) == self.n_helpers:
+            self._move_cut(own_start - self.started, own_end - own_start, max(helpers_end) - self.started)
         return self.class_input
 
-    def _work(self):
+    def _move_cut(self, own_delay, own_seconds, helpers_seconds):
+        # Seconds per case, this iteration: the calling thread's, a helper's (helpers'
+        # blocks are equally wide).
+        helper_width = (self.n_cases - self.own_width) / self.n_helpers
+        per_case_helper = helpers_seconds / helper_width
+        per_case_own = own_seconds / self.own_width if self.own_width else per_case_helper
+        # The width w at which both finish together: delay + w * own = (n - w) / helpers * helper.
+        share = per_case_helper / self.n_helpers
+        width = (self.n_cases * share - own_delay) / (per_case_own + share)
+        # Halfway there, against one iteration's noise.
+        width = self._aligned((self.own_width + width) / 2)
+        self.own_width = min(max(width, 0), self.n_cases - self.n_helpers * self.smallest)
+
+    def _block(self, columns, buffer):
         # Huge weights after a diverged run overflow here; the loss, not a warning, reports it.
         # (NumPy's error state is per thread: each sets its own.)
-        with np.errstate(over="ignore", invalid="ignore"):
-            for index in self.next_block:
-                if index >= len(self.blocks):
-                    return
-                columns, inputs, hidden = self.blocks[index]
-                np.matmul(self.negated_input_to_hid, inputs, out=hidden)
+        width = columns.stop - columns.start
+        if width:
+            hidden = self.hidden[buffer][: self.n_hid * width].reshape(self.n_hid, width)
+            with np.errstate(over="ignore", invalid="ignore"):
+                np.matmul(self.negated_input_to_hid, self.inputs[:, columns], out=hidden)
                 logistic_of_negated(hidden, out=hidden)
                 np.matmul(self.weights["hid_to_class"], hidden, out=self.class_input[:, columns])
+        return time.perf_counter()
 
 
 def evaluate(model, datas, wd_coefficient):

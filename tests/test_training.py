@@ -8,6 +8,7 @@ import pytest
 from threadpoolctl import threadpool_limits
 
 from course_utils import a2, format_report, initial_model, loss, model_to_theta, progress, theta_to_model, train
+from course_utils.training import _BothSplitsClassInput
 
 pytestmark = pytest.mark.fast  # no nbgrader run, no browser
 
@@ -142,6 +143,25 @@ def test_two_threads_train_to_the_same_numbers_as_one(datas, solution):
     assert one.metrics == two.metrics and one.best_iteration == two.best_iteration
     np.testing.assert_allclose(two.training_losses, one.training_losses, rtol=1e-15, atol=0)
     np.testing.assert_allclose(two.validation_losses, one.validation_losses, rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("n_hid", [10, 200])
+def test_every_cut_between_the_threads_gives_the_same_class_input(datas, n_hid):
+    # The cut moves with the clock; each case's numbers must not.
+    both_inputs = np.hstack([datas["train"]["inputs"], datas["val"]["inputs"]])
+    weights = initial_model(n_hid)
+    with threadpool_limits(limits=1, user_api="blas"):
+        with _BothSplitsClassInput(weights, both_inputs, 1) as one_thread:
+            one_thread.start()
+            expected = one_thread.finish().copy()
+        with _BothSplitsClassInput(weights, both_inputs, 2) as two_threads:
+            assert two_threads.threaded
+            widest = both_inputs.shape[1] - two_threads.smallest
+            for own_width in sorted({0, 8, two_threads.smallest, 1000, widest - 8, widest}):
+                two_threads.own_width = own_width
+                two_threads.start()
+                class_input = two_threads.finish()
+                np.testing.assert_array_equal(class_input, expected, err_msg=f"cut at {own_width}")
 
 
 def counting(gradient_fn, calls, fail_on_call=None):
