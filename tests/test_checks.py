@@ -1,6 +1,7 @@
 """The notebooks' checkers: reference values from real training, and the mistake diagnosis."""
 
 import linecache
+import subprocess
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import course_utils
 from course_grading import hidden_tests
 from course_utils import checks
 from course_utils.learner_errors import LearnerCodeError, hint_for_other_versions
-from course_utils.notebook_code import learner_line, learner_namespace
+from course_utils.notebook_code import learner_line, learner_namespace, notebook_cells
 
 pytestmark = pytest.mark.fast  # no nbgrader run, no browser
 
@@ -440,3 +441,35 @@ def test_visible_checks_return_nothing():
     assert checks.check_choice(0.2, "best_rate_with_momentum", [0.002, 0.2, 1.0]) is None
     assert checks.check_number(183, "early_stopping_iteration", 1, 1000, whole=True) is None
     assert checks.check_tiny_gradient_form("hid_to_class", [[0.3655], [-0.3655]]) is None
+
+
+SOURCE_NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks" / "source" / "backprop").glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", SOURCE_NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_cells_reads_a_notebook_as_nbformat_does_without_importing_it(path):
+    import nbformat
+
+    expected = [(cell.cell_type, cell.source, cell.metadata) for cell in nbformat.read(path, as_version=4).cells]
+    assert [(cell["cell_type"], cell["source"], cell["metadata"]) for cell in notebook_cells(path)] == expected
+    # In a fresh process: reading a version-4 notebook leaves nbformat (and its 0.8 s import) out.
+    code = ("import sys; from course_utils.notebook_code import notebook_cells; "
+            f"notebook_cells({str(path)!r}); print('nbformat' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False" and result.stderr == ""
+
+
+def test_notebook_cells_leaves_other_versions_and_shapes_to_nbformat(tmp_path):
+    import nbformat
+
+    old = nbformat.v3.new_notebook(worksheets=[nbformat.v3.new_worksheet(
+        cells=[nbformat.v3.new_code_cell(input="x = 1\n")])])
+    path = tmp_path / "old.ipynb"
+    path.write_text(nbformat.writes(old, version=3))
+    assert [(cell["cell_type"], cell["source"]) for cell in notebook_cells(path)] == [("code", "x = 1\n")]
+    path.write_text('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"source": 1}]}')
+    with pytest.raises(Exception):  # not a notebook nbformat can read: its error, not a guess of ours
+        notebook_cells(path)
+    path.write_text("not JSON")
+    with pytest.raises(Exception, match="Notebook does not appear to be JSON"):
+        notebook_cells(path)
