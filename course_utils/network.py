@@ -106,8 +106,45 @@ def cross_entropy(log_class_prob, target):
     float, or an array of shape (...) for a stack
     """
     with np.errstate(invalid="ignore"):
-        total = -np.mean(np.sum(log_class_prob * target, axis=-2), axis=-1)
+        return cross_entropy_of_cases(np.sum(log_class_prob * target, axis=-2))
+
+
+def cross_entropy_of_cases(target_log_prob):
+    """``-(1/m) sum_cases log y`` of each case's ``log y`` of its target class.
+
+    Parameters
+    ----------
+    target_log_prob : array of shape (m,), or (..., m) (see ``target_log_prob``)
+
+    Returns
+    -------
+    float, or an array of shape (...)
+    """
+    with np.errstate(invalid="ignore"):
+        total = -np.mean(target_log_prob, axis=-1)
     return float(total) if np.ndim(total) == 0 else total
+
+
+def target_log_prob(class_input, target_class):
+    """Each case's ``log y`` of its target class, from the class input alone.
+
+    ``log_softmax(class_input)`` at the target class only: where the numbers are finite,
+    exactly the column sums of ``log_softmax(class_input) * target`` that ``cross_entropy``
+    averages, without the (10, m) products. For the training loop, which needs the loss of
+    every training and validation case at every iteration (with 10 hidden units the
+    products took about 5 % of its time).
+
+    Parameters
+    ----------
+    class_input : array of shape (10, m)
+    target_class : int array of shape (m,), each case's class (``argmax`` of its target column)
+
+    Returns
+    -------
+    array of shape (m,)
+    """
+    with np.errstate(invalid="ignore", over="ignore"):
+        return class_input[target_class, np.arange(class_input.shape[1])] - log_sum_exp_over_rows(class_input)
 
 
 def weight_decay_loss(theta, wd_coefficient):

@@ -18,12 +18,13 @@ from .gradient_check import check_gradient as run_gradient_check
 from .gradient_check import check_gradient_structure
 from .network import (
     cross_entropy,
+    cross_entropy_of_cases,
     error_rate,
     forward_pass,
     initial_model,
-    log_softmax,
     logistic_of_negated,
     model_to_theta,
+    target_log_prob,
     theta_to_model,
     weight_decay_loss,
 )
@@ -177,6 +178,7 @@ def train(
 
     ahead = None
     both_inputs = np.hstack([training["inputs"], validation["inputs"]])
+    both_target_classes = np.argmax(np.hstack([training["target"], validation["target"]]), axis=0)
     # The whole loop runs on one BLAS thread: the mini-batch step's products (n_hid x 256 x 100)
     # are too small for threads (on a shared machine spinning BLAS threads make them several
     # times slower). Where BLAS had more threads, the losses' product is shared out over
@@ -213,10 +215,9 @@ def train(
                     ahead = gradient_at(theta, batch_of(iteration + 1)), None
                 except Exception as error:  # an interrupt is not kept for later: it stops training now
                     ahead = (None, None), error
-            with np.errstate(over="ignore", invalid="ignore"):
-                log_class_prob = log_softmax(both_splits.finish())
-                training_loss = cross_entropy(log_class_prob[:, :n_train], training["target"]) + decay
-                validation_loss = cross_entropy(log_class_prob[:, n_train:], validation["target"]) + decay
+            log_prob = target_log_prob(both_splits.finish(), both_target_classes)
+            training_loss = cross_entropy_of_cases(log_prob[:n_train]) + decay
+            validation_loss = cross_entropy_of_cases(log_prob[n_train:]) + decay
             training_losses.append(training_loss)
             validation_losses.append(validation_loss)
             if do_early_stopping and validation_loss < best["validation_loss"]:

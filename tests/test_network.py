@@ -176,3 +176,15 @@ def test_logistic_of_negated_gives_the_same_numbers():
 
     x = np.random.default_rng(4).normal(scale=50, size=(7, 9))
     np.testing.assert_array_equal(logistic_of_negated(-x), logistic(x))
+
+
+def test_target_log_prob_is_cross_entropys_numbers(datas):
+    from course_utils.network import cross_entropy_of_cases, target_log_prob
+
+    data = datas["train"]
+    for scale in (0.1, 3.0, 40.0):  # up to class inputs of hundreds: softmax's lopsided cases
+        model = theta_to_model(np.random.default_rng(5).normal(scale=scale, size=266 * 30))
+        class_input = forward_pass(model, data)[2]
+        log_prob = target_log_prob(class_input, np.argmax(data["target"], axis=0))
+        np.testing.assert_array_equal(log_prob, np.sum(log_softmax(class_input) * data["target"], axis=0))
+        assert cross_entropy_of_cases(log_prob) == cross_entropy(log_softmax(class_input), data["target"])
