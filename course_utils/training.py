@@ -295,9 +295,10 @@ class _BothSplitsClassInput:
     """
 
     #: No block smaller than this many hidden units x cases (50 cases of 200 units): below
-    #: it a block's own calls cost more than sharing it out saves.
+    #: it a block's own calls cost more than sharing it out saves. (Nor may a block be one
+    #: case wide: BLAS's matrix-vector product, which NumPy calls then, sums in another order.)
     SMALLEST_BLOCK = 10_000
-    #: Blocks start at multiples of this many cases (whole tiles of BLAS's kernels).
+    #: Cuts fall on multiples of this many cases: moving a cut by fewer is not worth it.
     ALIGN = 8
 
     def __init__(self, weights, both_inputs, n_threads):
