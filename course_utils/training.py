@@ -4,6 +4,7 @@
 ``report.py``, so tests, widgets and notebooks share this one loop.
 """
 
+import collections
 import contextlib
 import threading
 import time
@@ -103,7 +104,7 @@ def train(
     mini_batch_size : int
         Iteration ``i`` (1-based) uses the training columns ``[start, start + mini_batch_size)``
         with ``start = ((i - 1) * mini_batch_size) mod n_train``.
-    datas : dict, optional, the splits from ``load_data()`` (loaded when omitted)
+    datas : dict, optional, the splits from ``load_data()`` (loaded when omitted); targets one-hot
     check_gradient : bool
         Run the gradient tester on the full training set before training and on the last
         mini-batch after it (raises ``GradientCheckError`` if the gradient is wrong).
@@ -145,6 +146,13 @@ def train(
         datas = load_data()
     training, validation = datas["train"], datas["val"]
     n_train = training["inputs"].shape[1]
+    both_targets = np.hstack([training["target"], validation["target"]])
+    both_target_classes = np.argmax(both_targets, axis=0)
+    if not np.array_equal(both_targets, np.eye(both_targets.shape[0])[:, both_target_classes]):
+        raise ValueError(
+            "train needs one-hot targets: every column of datas['train']['target'] and "
+            "datas['val']['target'] a single 1 (in the row of its class) and zeros, as "
+            "load_data() gives them.")
 
     model = initial_model(n_hid)
     gradient_checks = []
@@ -178,7 +186,6 @@ def train(
 
     ahead = None
     both_inputs = np.hstack([training["inputs"], validation["inputs"]])
-    both_target_classes = np.argmax(np.hstack([training["target"], validation["target"]]), axis=0)
     # The whole loop runs on one BLAS thread: the mini-batch step's products (n_hid x 256 x 100)
     # are too small for threads (on a shared machine spinning BLAS threads make them several
     # times slower). Where BLAS had more threads, the losses' product is shared out over
@@ -281,12 +288,14 @@ class _BothSplitsClassInput:
 
     ``X`` is (256, n_train + n_val), the two splits side by side. On one thread this is one
     product and one logistic pass, into a buffer made once. On ``n_threads``, the cases are
-    cut into one block of columns per thread: its product (BLAS on one thread, as the whole
+    cut into blocks of columns: for each, its product (BLAS on one thread, as the whole
     training loop is), its logistic, its columns of ``W2 @ h``. (BLAS's own threads would
     share the product but leave the logistic's passes on one core.) The calling thread
-    starts its block late, after ``gradient_fn``, so its block is narrower: after each
-    iteration the cut moves to where both would have finished together (the clock decides
-    only who computes which cases; each case's numbers are the same for any cut).
+    starts late, after ``gradient_fn``, so its own block is narrower than the helpers'
+    share: after each iteration the cut moves to where all would have finished together
+    (the clock decides only who computes which cases; each case's numbers are the same for
+    any cut). The helpers' share comes in a few pieces, so that the calling thread can take
+    over the pieces of a helper that the machine keeps waiting.
 
     ``start()`` sets the other threads to work on the weights as they are now (the first
     layer's are copied; the second's must not change before ``finish()``); ``finish()`` does
@@ -300,6 +309,8 @@ class _BothSplitsClassInput:
     SMALLEST_BLOCK = 10_000
     #: Cuts fall on multiples of this many cases: moving a cut by fewer is not worth it.
     ALIGN = 8
+    #: The helpers' share comes in this many pieces per helper (see ``start``).
+    PIECES_PER_HELPER = 2
 
     def __init__(self, weights, both_inputs, n_threads):
         self.weights = weights
@@ -313,14 +324,38 @@ class _BothSplitsClassInput:
         smallest = -(-self.SMALLEST_BLOCK // self.n_hid)  # cases
         self.smallest = -(-smallest // self.ALIGN) * self.ALIGN
         n_threads = max(1, min(n_threads, self.n_cases // self.smallest))
+        self.pool = ThreadPoolExecutor(n_threads - 1) if n_threads > 1 else None
+        if self.pool is not None and not self._start_threads(n_threads - 1):
+            n_threads, self.pool = 1, None
         self.threaded = n_threads > 1
         self.n_helpers = n_threads - 1
         # One row-major hidden-layer buffer per thread, as large as all the cases; a block
         # uses its start (row-major: the product writes it in one pass).
         self.hidden = [np.empty(self.n_hid * self.n_cases) for _ in range(n_threads)]
-        self.own_width = self._aligned(self.n_cases / n_threads)  # the calling thread's block
-        self.pool = ThreadPoolExecutor(self.n_helpers) if self.threaded else None
+        # The calling thread's block: all the cases on one thread.
+        self.own_width = self.n_cases
+        if self.threaded:
+            self.own_width = min(self._aligned(self.n_cases / n_threads), self.n_cases - self.n_helpers * self.smallest)
         self.helpers = []
+
+    def _start_threads(self, n_helpers):
+        """Start all the pool's threads now (False if they cannot all be started).
+
+        Each first task waits until all have started, so that each gets a thread of its
+        own. After that ``submit`` never starts a thread, and so never fails after having
+        queued its block (only at interpreter shutdown, before queueing): no block runs
+        twice.
+        """
+        all_started = threading.Barrier(n_helpers + 1)
+        try:
+            for _ in range(n_helpers):
+                self.pool.submit(all_started.wait)
+            all_started.wait(timeout=60)
+            return True
+        except (RuntimeError, threading.BrokenBarrierError):
+            all_started.abort()
+            self.pool.shutdown()
+            return False
 
     def __enter__(self):
         return self
@@ -335,15 +370,19 @@ class _BothSplitsClassInput:
     def start(self):
         # -W1 @ X is exactly -(W1 @ X): the logistic's negation is done on the weights.
         np.negative(self.weights["input_to_hid"], out=self.negated_input_to_hid)
-        # The helpers' blocks first, of equal widths, then the calling thread's.
+        # The helpers' share first, in pieces, then the calling thread's block. The helpers
+        # take pieces from the front; the calling thread, done with its block, from the
+        # back: on a busy machine a helper may not run for a while, and its pieces are done
+        # all the same. (deque's popleft and pop are atomic: each piece is taken once.)
         helpers_end = self.n_cases - self.own_width
-        edges = [self._aligned(helpers_end * i / self.n_helpers) for i in range(self.n_helpers)] + [helpers_end]
-        self.helper_blocks = [slice(a, b) for a, b in zip(edges, edges[1:])]
+        n_pieces = max(1, min(self.PIECES_PER_HELPER * self.n_helpers, helpers_end // self.smallest))
+        edges = [self._aligned(helpers_end * i / n_pieces) for i in range(n_pieces)] + [helpers_end]
+        self.pieces = collections.deque(slice(a, b) for a, b in zip(edges, edges[1:]))
         self.started = time.perf_counter()
         self.helpers = []
-        for index, columns in enumerate(self.helper_blocks):
+        for index in range(self.n_helpers):
             try:
-                self.helpers.append(self.pool.submit(self._block, columns, index + 1))
+                self.helpers.append(self.pool.submit(self._take_pieces, index + 1))
             except RuntimeError:  # no new threads while Python shuts down: finish() does the rest
                 break
 
@@ -351,21 +390,34 @@ class _BothSplitsClassInput:
         own_start = time.perf_counter()
         self._block(slice(self.n_cases - self.own_width, self.n_cases), 0)
         own_end = time.perf_counter()
-        helpers_end = [helper.result() for helper in self.helpers]
-        for columns in self.helper_blocks[len(self.helpers):]:
+        while True:
+            try:
+                columns = self.pieces.pop()
+            except IndexError:
+                break
             self._block(columns, 0)
-        if self.threaded and len(self.helpers) == self.n_helpers:
-            self._move_cut(own_start - self.started, own_end - own_start, max(helpers_end) - self.started)
+        done = [helper.result() for helper in self.helpers]  # (cases, when finished) each
+        helper_cases = sum(cases for cases, _ in done)
+        if self.threaded and helper_cases:
+            helpers_seconds = max(finished for _, finished in done) - self.started
+            self._move_cut(own_start - self.started, own_end - own_start, helpers_seconds / helper_cases)
         return self.class_input
 
-    def _move_cut(self, own_delay, own_seconds, helpers_seconds):
-        # Seconds per case, this iteration: the calling thread's, a helper's (helpers'
-        # blocks are equally wide).
-        helper_width = (self.n_cases - self.own_width) / self.n_helpers
-        per_case_helper = helpers_seconds / helper_width
-        per_case_own = own_seconds / self.own_width if self.own_width else per_case_helper
-        # The width w at which both finish together: delay + w * own = (n - w) / helpers * helper.
-        share = per_case_helper / self.n_helpers
+    def _take_pieces(self, buffer):
+        cases = 0
+        while True:
+            try:
+                columns = self.pieces.popleft()
+            except IndexError:
+                return cases, time.perf_counter()
+            self._block(columns, buffer)
+            cases += columns.stop - columns.start
+
+    def _move_cut(self, own_delay, own_seconds, helper_seconds_per_case):
+        # Seconds per case of all the helpers together, and of the calling thread.
+        share = helper_seconds_per_case / self.n_helpers
+        per_case_own = own_seconds / self.own_width if self.own_width else share * self.n_helpers
+        # The width w at which all finish together: delay + w * own = (n - w) * share.
         width = (self.n_cases * share - own_delay) / (per_case_own + share)
         # Halfway there, against one iteration's noise.
         width = self._aligned((self.own_width + width) / 2)
@@ -381,7 +433,6 @@ class _BothSplitsClassInput:
                 np.matmul(self.negated_input_to_hid, self.inputs[:, columns], out=hidden)
                 logistic_of_negated(hidden, out=hidden)
                 np.matmul(self.weights["hid_to_class"], hidden, out=self.class_input[:, columns])
-        return time.perf_counter()
 
 
 def evaluate(model, datas, wd_coefficient):

@@ -322,3 +322,29 @@ def test_a_training_progress_bar_counts_the_iterations(datas, capfd, monkeypatch
     out, err = capfd.readouterr()
     assert "training" in out and "7/7" in out
     assert err == ""
+
+
+@pytest.mark.parametrize("n_train, n_val, batch_size", [(1003, 1000, 100), (1005, 1000, 100), (2, 1, 2)])
+def test_any_number_of_cases_trains_to_the_same_numbers_on_one_thread_and_two(datas, solution, n_train, n_val, batch_size):
+    # Blocks of cases are cut at multiples of 8: the cases beyond them must count too.
+    few = {"train": {key: datas["train"][key][:, :n_train] for key in ("inputs", "target")},
+           "val": {key: datas["val"][key][:, :n_val] for key in ("inputs", "target")},
+           "test": datas["test"]}
+    n_iters = n_train // batch_size if n_train < 1000 else 5  # no batch wraps round
+    runs = {}
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            runs[threads] = train(solution, 0, 10, n_iters, 0.35, 0.9, False, batch_size, datas=few,
+                                  check_gradient=False)
+    original = np.array(original_style_losses(solution, few, 0, 10, n_iters, 0.35, 0.9, batch_size))
+    for threads, run in runs.items():
+        np.testing.assert_allclose(run.training_losses, original[:, 0], rtol=1e-12, atol=0, err_msg=f"{threads} threads")
+        np.testing.assert_allclose(run.validation_losses, original[:, 1], rtol=1e-12, atol=0, err_msg=f"{threads} threads")
+    assert runs[1].training_losses == runs[2].training_losses
+
+
+def test_targets_that_are_not_one_hot_get_a_clear_error(datas, solution):
+    soft = {split: dict(datas[split]) for split in datas}
+    soft["val"]["target"] = datas["val"]["target"] * 0.9 + 0.01
+    with pytest.raises(ValueError, match="one-hot targets"):
+        train(solution, 0, 10, 1, 0.35, 0.9, False, 100, datas=soft, check_gradient=False)
