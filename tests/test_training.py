@@ -164,6 +164,26 @@ def test_every_cut_between_the_threads_gives_the_same_class_input(datas, n_hid):
                 np.testing.assert_array_equal(class_input, expected, err_msg=f"cut at {own_width}")
 
 
+def test_threads_that_cannot_start_leave_the_work_to_the_calling_thread(datas, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    both_inputs = np.hstack([datas["train"]["inputs"], datas["val"]["inputs"]])
+    weights = initial_model(30)
+    with threadpool_limits(limits=1, user_api="blas"):
+        with _BothSplitsClassInput(weights, both_inputs, 1) as one_thread:
+            one_thread.start()
+            expected = one_thread.finish().copy()
+
+        def refuse(self, *args, **kwargs):
+            raise RuntimeError("can't start new thread")
+
+        monkeypatch.setattr(ThreadPoolExecutor, "submit", refuse)
+        with _BothSplitsClassInput(weights, both_inputs, 2) as no_threads:
+            assert not no_threads.threaded and no_threads.own_width == both_inputs.shape[1]
+            no_threads.start()
+            np.testing.assert_array_equal(no_threads.finish(), expected)
+
+
 def counting(gradient_fn, calls, fail_on_call=None):
     def counted(model, data, wd_coefficient):
         calls.append(np.isfinite(model_to_theta(model)).all())
