@@ -165,13 +165,13 @@ def notebook_cells(path):
         text = file.read()
     try:
         notebook = json.loads(text)
-        cells = notebook["cells"] if notebook.get("nbformat") == 4 else None
-        cells = [_cell_of_version_4(cell) for cell in cells]
+        if notebook.get("nbformat") == 4:
+            return [_cell_of_version_4(cell) for cell in notebook["cells"]]
     except (ValueError, KeyError, TypeError, AttributeError):
-        import nbformat
+        pass
+    import nbformat
 
-        return nbformat.reads(text, as_version=4).cells
-    return cells
+    return nbformat.reads(text, as_version=4).cells
 
 
 def _cell_of_version_4(cell):

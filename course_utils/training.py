@@ -124,9 +124,9 @@ def train(
     Where BLAS may use more than one thread (threadpoolctl says how many), training uses
     as many threads, the calling one included: the others compute the losses of most of the
     training and validation cases while the calling thread calls ``gradient_fn`` for the
-    next iteration, which needs only the new weights, and then the rest. So ``gradient_fn`` for iteration
-    ``i + 1`` runs before ``callback`` for iteration ``i``, always on the calling thread and
-    with one BLAS thread. If the ``callback`` then stops training, that extra call's result,
+    next iteration, which needs only the new weights, and then the rest. So ``gradient_fn``
+    for iteration ``i + 1`` runs before ``callback`` for iteration ``i``, always on the
+    calling thread and with one BLAS thread. If the ``callback`` then stops training, that extra call's result,
     or the exception it raised, is thrown away (what it printed or changed stays; an
     interrupt still stops training at once); a run whose loss is no longer finite stops
     without it. On one BLAS thread (as under nbgrader) nothing runs ahead. The numbers are
@@ -343,7 +343,7 @@ class _BothSplitsClassInput:
 
         Each first task waits until all have started, so that each gets a thread of its
         own. After that ``submit`` never starts a thread, and so never fails after having
-        queued its block (only at interpreter shutdown, before queueing): no block runs
+        queued its task (only at interpreter shutdown, before queueing): no piece runs
         twice.
         """
         all_started = threading.Barrier(n_helpers + 1)
@@ -382,7 +382,7 @@ class _BothSplitsClassInput:
         self.helpers = []
         for index in range(self.n_helpers):
             try:
-                self.helpers.append(self.pool.submit(self._take_pieces, index + 1))
+                self.helpers.append(self.pool.submit(self._take_pieces, index + 1, self.pieces.popleft))
             except RuntimeError:  # no new threads while Python shuts down: finish() does the rest
                 break
 
@@ -390,24 +390,20 @@ class _BothSplitsClassInput:
         own_start = time.perf_counter()
         self._block(slice(self.n_cases - self.own_width, self.n_cases), 0)
         own_end = time.perf_counter()
-        while True:
-            try:
-                columns = self.pieces.pop()
-            except IndexError:
-                break
-            self._block(columns, 0)
+        self._take_pieces(0, self.pieces.pop)  # from the back: what no helper has started
         done = [helper.result() for helper in self.helpers]  # (cases, when finished) each
         helper_cases = sum(cases for cases, _ in done)
-        if self.threaded and helper_cases:
+        if helper_cases:
             helpers_seconds = max(finished for _, finished in done) - self.started
             self._move_cut(own_start - self.started, own_end - own_start, helpers_seconds / helper_cases)
         return self.class_input
 
-    def _take_pieces(self, buffer):
+    def _take_pieces(self, buffer, take):
+        """Compute pieces got from ``take()`` until none is left; (cases done, when done)."""
         cases = 0
         while True:
             try:
-                columns = self.pieces.popleft()
+                columns = take()
             except IndexError:
                 return cases, time.perf_counter()
             self._block(columns, buffer)
