@@ -14,8 +14,7 @@ export OMP_NUM_THREADS ?= 1
 
 # Bytecode is compiled at install time: learner code runs where Python cannot write
 # its caches (the grading sandbox; machines with PYTHONDONTWRITEBYTECODE set), and
-# without them every kernel would compile IPython and the rest again (kernel start
-# 1.8 s instead of 0.6 s here).
+# without them every kernel would compile IPython and the rest again (benchmarks/README.md).
 $(STAMP): pyproject.toml
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@test -x $(PYTHON) || $(UV) venv --quiet $(VENV)
@@ -70,7 +69,7 @@ system-packages:
 	  fi; \
 	fi
 
-# The course's JupyterHub, for a try-out on this machine (see README, "JupyterHub").
+# The course's JupyterHub, for a try-out on this machine (see hub/README.md).
 # Its environment is its own: every learner's server and kernel runs the hub's Python,
 # so it is made from an interpreter that every OS account can execute (the OS's
 # /usr/bin/python3), never from one under root's home such as pyenv's.

@@ -157,8 +157,8 @@ def define_function(cells, function_cell, name, namespace, filename="cell"):
 def notebook_cells(path):
     """The cells of the notebook at ``path``: dicts with ``cell_type``, ``source`` (one string)
     and ``metadata``, as in nbformat's version 4."""
-    # A version-4 notebook is plain JSON, read here as such: importing nbformat takes about
-    # 0.8 s (jsonschema's format checkers build their grammars at import), a good part of
+    # A version-4 notebook is plain JSON, read here as such: importing nbformat is slow
+    # (jsonschema's format checkers build their grammars at import), a good part of
     # the Part-4 notebook's setup cell. Anything else, an older version or cells not shaped
     # as version 4 says, is nbformat's to convert or to reject with its own message.
     with open(path, encoding="utf-8") as file:

@@ -36,19 +36,18 @@ SWEEP_MOMENTUM_MULTIPLIERS = (0.0, 0.9)
 # Weight decay on a log scale, with 0; includes the values of the generalization part.
 WD_COEFFICIENTS = (0.0, 1e-5, 1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 1.0, 5.0)
 MINI_BATCH_SIZES = (1, 2, 4, 5, 10, 20, 50, 100, 200, 500, 1000)
-# Redrawing a PNG takes tens of milliseconds; more often than this would slow training down.
+# Each redraw renders a PNG; redrawing more often than this would slow training down.
 REDRAW_INTERVAL = 0.15
-# The heat map takes 0.15 to 0.3 s to draw, about as long as a sweep run: a redraw every
-# second would make the 14 runs of Exercise 3 a quarter slower.
+# The heat map takes about as long to draw as a sweep run: redrawing it more often would
+# slow the 14 runs of Exercise 3 down noticeably (benchmarks/README.md).
 SWEEP_REDRAW_INTERVAL = 2.0
 # The gradient test before a run uses this many training cases: the full training set
 # would take longer than the run itself, and a wrong gradient fails on any data.
 CHECK_CASES = 100
 # Earlier runs drawn faintly; older ones are dropped to keep the plot readable.
 MAX_EARLIER_RUNS = 8
-# OpenBLAS's threads cost more than they save for the small matrices of a small network
-# (30 iterations with 10 hidden units: 0.09 s on one thread, up to 0.7 s on two on a
-# busy 2-core machine); larger networks do profit from them.
+# OpenBLAS's threads cost more than they save for the small matrices of a small network,
+# many times more on a busy machine (benchmarks/README.md); larger networks do profit from them.
 SMALL_NETWORK_HIDDEN_UNITS = 64
 TRAINING_COLOR, VALIDATION_COLOR = "tab:blue", "tab:orange"
 CONTROL_STYLE = {"description_width": "9em"}

@@ -12,7 +12,7 @@ Run from the project folder (``make demo``); in the course folder ``notebooks/``
 6. a table of the scores (the totals those of the CSV) and the paths of the feedback pages.
 
 With ``--students`` only the named examples are written, graded and given feedback.
-The nbgrader commands are the ones an instructor runs on JupyterHub (see the README).
+The nbgrader commands are the ones an instructor runs on JupyterHub (see hub/README.md).
 """
 
 import argparse

@@ -2,7 +2,7 @@
 
 Start it with ``make hub`` (a try-out on 127.0.0.1) or ``jupyterhub -f hub/jupyterhub_config.py``.
 Every setting that differs between a try-out and a real deployment is read from an
-environment variable (see ``README.md``, section "JupyterHub"):
+environment variable (see ``hub/README.md``):
 
 COURSE_HUB_PORT / COURSE_HUB_API_PORT / COURSE_HUB_HUB_PORT
     ports on 127.0.0.1 of the proxy (what browsers open), of the proxy's API and of the hub.
