@@ -29,7 +29,7 @@ from sqlalchemy.exc import SAWarning
 from tqdm import tqdm
 from traitlets.config.loader import PyFileConfigLoader
 
-from . import gradebook_sync, intake, sandbox
+from . import editors, gradebook_sync, intake, sandbox
 from .worker import check_scratch_root, grade_submission, set_data_dir, start_warm_server
 
 DEFAULT_TIMEOUT = 1200.0
@@ -118,6 +118,9 @@ class Course:
             self.kernel_names = gradebook_sync.kernel_names(template_url, assignment_id)
         source = self.coursedir.format_path(self.coursedir.source_directory, ".", assignment_id)
         self.source_files = _read_tree(source, skip_notebooks=True) if os.path.isdir(source) else {}
+        # What learners were given: submissions' cells are put back in its order (intake).
+        self.release = editors.release_notebooks(
+            self.coursedir.format_path(self.coursedir.release_directory, ".", assignment_id))
 
     def relative(self, step, student_id):
         return os.path.relpath(self.coursedir.format_path(step, student_id, self.assignment_id),
@@ -126,7 +129,7 @@ class Course:
     def make_task(self, student_id):
         submitted = self.coursedir.format_path(self.coursedir.submitted_directory, student_id,
                                                self.assignment_id)
-        submission = intake.read_submission(submitted)
+        submission = intake.read_submission(submitted, release=self.release)
         files = submission.files
         return {"assignment_id": self.assignment_id, "student_id": student_id,
                 "digest": gradebook_sync.submission_digest(files),
@@ -339,7 +342,8 @@ def format_summary(summary):
         for student, problems in sorted(summary["problems"].items()):
             lines += [f"  {student}: {problem}" for problem in problems]
     if summary.get("left_out"):
-        lines.append("Left out of submissions (never read, never graded):")
+        lines.append("Submissions as read (files left out: never read, never graded; notebooks "
+                     "repaired: graded as if the learner's editor had left them as nbgrader expects):")
         for student, notes in sorted(summary["left_out"].items()):
             lines += [f"  {student}: {note}" for note in notes]
     if summary["learner_process"]:

@@ -7,13 +7,21 @@ target is copied into the sandbox and into ``autograded/``, a FIFO hangs the gra
 the whole class, and one broken link stops it. Here nothing is followed and nothing
 blocks: what is not a regular file, or is too big, is left out with a note; a notebook
 that is not valid JSON fails only its own submission.
+
+Notebooks are then put back as nbgrader expects them where the learner's editor changed
+them (:mod:`course_grading.editors`: a pasted copy of a graded cell, cells moved or
+deleted, an older notebook format), and stray copies of a notebook
+(``backprop-Copy1.ipynb``) are left out, each with a note.
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import stat
+
+import nbformat
+
+from . import editors
 
 #: Largest file read (bytes), and largest submission in total.
 FILE_LIMIT = 32 * 2**20
@@ -24,8 +32,8 @@ LEFT_OUT_FOLDERS = frozenset({".ipynb_checkpoints", "__pycache__"})
 
 @dataclasses.dataclass
 class Submission:
-    """What was read: ``files`` {relative path: bytes}, ``notes`` on what was left out and
-    why, and ``error`` when the submission cannot be graded at all (else None)."""
+    """What was read: ``files`` {relative path: bytes}, ``notes`` on what was left out or
+    repaired and why, and ``error`` when the submission cannot be graded at all (else None)."""
 
     files: dict
     notes: list
@@ -56,8 +64,12 @@ def _read_regular_file(path, limit):
         os.close(descriptor)
 
 
-def read_submission(root, file_limit=FILE_LIMIT, total_limit=TOTAL_LIMIT):
-    """Read the submission folder ``root``; returns a :class:`Submission`."""
+def read_submission(root, file_limit=FILE_LIMIT, total_limit=TOTAL_LIMIT, release=None):
+    """Read the submission folder ``root``; returns a :class:`Submission`.
+
+    ``release`` ({notebook file name: cells}, see :func:`editors.release_notebooks`) is
+    what learners were given: the notebooks' cells are put back in its order.
+    """
     files, notes = {}, []
     if os.path.islink(root) or not os.path.isdir(root):
         return Submission({}, [], f"the submission folder {root} is not a folder (a symbolic link?)")
@@ -77,6 +89,8 @@ def read_submission(root, file_limit=FILE_LIMIT, total_limit=TOTAL_LIMIT):
             elif entry.is_dir(follow_symlinks=False):
                 if entry.name not in LEFT_OUT_FOLDERS:
                     pending.append(name)
+                elif entry.name == ".ipynb_checkpoints":
+                    notes.append(f"left out {name}{os.sep}: JupyterLab's automatic saves, never graded")
             else:
                 try:
                     content = _read_regular_file(entry.path, file_limit)
@@ -89,13 +103,20 @@ def read_submission(root, file_limit=FILE_LIMIT, total_limit=TOTAL_LIMIT):
                     continue
                 total += len(content)
                 files[name] = content
-    for name, content in files.items():
-        if name.endswith(".ipynb") and os.sep not in name:
-            try:
-                notebook = json.loads(content)
-            except (ValueError, RecursionError) as error:
-                return Submission(files, notes, f"{name} is not a notebook nbgrader can read "
-                                                f"(broken JSON: {str(error)[:200]})")
-            if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
-                return Submission(files, notes, f"{name} is not a notebook nbgrader can read (no cells)")
+    notebooks = {name for name in files if name.endswith(".ipynb") and os.sep not in name}
+    for name in sorted(notebooks):
+        original = editors.stray_copy_of(name, notebooks)
+        if original is not None:
+            del files[name]
+            notes.append(f"left out {name}: a copy of {original} (JupyterLab's Duplicate or Save As); "
+                         f"only {original} is graded")
+            continue
+        try:
+            repaired = editors.repair_notebook(files[name], (release or {}).get(name))
+        except ValueError as error:
+            return Submission(files, notes, f"{name} is not a notebook nbgrader can read ({error})")
+        if repaired.notes:
+            repaired.notebook.cells.insert(0, editors.note_cell(repaired.notes))
+            files[name] = nbformat.writes(repaired.notebook).encode() + b"\n"
+            notes += [f"{name}: {note}" for note in repaired.notes]
     return Submission(files, notes)

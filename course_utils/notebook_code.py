@@ -114,6 +114,19 @@ def definitions(source, filename="<cell>", leave_out=()):
     return compile(ast.Module(body=kept, type_ignores=[]), filename, "exec")
 
 
+def _function_definitions(source, name, filename):
+    """The ``def name(...)`` statements of a cell's code, compiled, or None if it has none."""
+    try:
+        tree = ast.parse(_ipython_lines_removed(source), filename)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    kept = [node for node in tree.body
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == name]
+    if not kept:
+        return None
+    return compile(ast.Module(body=kept, type_ignores=[]), filename, "exec")
+
+
 def define_function(cells, function_cell, name, namespace, filename="cell"):
     """Define the learner's function ``name`` in ``namespace`` as a notebook would.
 
@@ -133,7 +146,8 @@ def define_function(cells, function_cell, name, namespace, filename="cell"):
     str
         '' when the function is defined, else what went wrong, for the learner. As in
         the notebook, a function defined before a later line of its cell failed is
-        still defined (and the failure is not reported).
+        still defined (and the failure is not reported). A later cell that defines
+        ``name`` again replaces it (the last definition counts).
     """
     for index, source in enumerate(cells):
         if index != function_cell:
@@ -149,6 +163,15 @@ def define_function(cells, function_cell, name, namespace, filename="cell"):
         exec(compile(source, f"{name} cell", "exec"), namespace)
     except Exception as error:
         failure = f"the cell that defines {name} failed: {type(error).__name__}: {error}"
+    # A later cell that defines the function again (an edited copy of the cell, pasted
+    # below it) replaces it, as it does in the kernel when the notebook runs top to bottom.
+    for index in range(function_cell + 1, len(cells)) if function_cell >= 0 else range(0):
+        redefined = _function_definitions(cells[index], name, f"{filename} {index + 1}")
+        if redefined is not None:
+            try:
+                exec(redefined, namespace)
+            except Exception:  # as in the notebook, a definition that fails leaves the earlier one
+                pass
     if callable(namespace.get(name)):
         return ""
     return failure or f"no cell defines the function {name}: run the cell with your {name}, or copy it back"

@@ -115,11 +115,16 @@ def test_definitions_of_other_cells_come_with_the_function():
     cells = ["import math\nSCALE = 2.0\nresult = train_for_minutes()\nfor i in range(10**9): pass\n"
              "def helper(x):\n    return SCALE * math.sqrt(x)\n%matplotlib inline",
              "def f(x):\n    return helper(x)\nnot_defined_anywhere()",
-             "def f(x):\n    return 'a later redefinition, not the graded cell'"]
+             "def f(x):\n    return 'an earlier draft'"]
     namespace = learner_namespace()
-    assert define_function(cells, 1, "f", namespace) == ""
+    assert define_function(cells[2:] + cells[:2], 2, "f", namespace) == ""
     assert namespace["f"](4.0) == 4.0
     assert "result" not in namespace
+    # A later cell that defines it again (an edited copy pasted below) is what the kernel
+    # calls afterwards, and so is what is graded.
+    later = learner_namespace()
+    assert define_function(cells[:2] + ["def f(x):\n    return 'edited copy'\nraise ValueError"], 1, "f", later) == ""
+    assert later["f"](4.0) == "edited copy"
     assert "no cell defines" in define_function(["x = 1"], -1, "f", {})
     assert "failed: SyntaxError" in define_function(["def f(:"], 0, "f", {})
 

@@ -39,7 +39,9 @@ def test_only_regular_files_are_read(folder):
     for name, why in [("link.txt", "symbolic link"), ("dangling.txt", "symbolic link"),
                       ("linked-folder", "symbolic link"), ("pipe", "not a regular file"), ("big.bin", "larger than")]:
         assert f"left out {name}: " in notes and why in notes, (name, notes)
-    assert "checkpoint" not in notes and "the answers" not in str(submission.files)
+    # JupyterLab's autosaves are never read, and the summary says so.
+    assert f"left out .ipynb_checkpoints{os.sep}: JupyterLab's automatic saves" in notes
+    assert "backprop-checkpoint" not in notes and "the answers" not in str(submission.files)
 
 
 def test_the_control_plain_reading_follows_links_and_fails_on_a_dangling_one(folder):
