@@ -13,9 +13,12 @@ which learners see too). The answer checks take the expected value as an argumen
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from course_utils import checks, network
+from course_utils.diagnosis import Mistake
 from course_utils.checks import (
     _cases,
     _check_against_tester,
@@ -30,6 +33,8 @@ from course_utils.checks import (
     numerical_gradient,
 )
 from course_utils.network import initial_model
+
+from .learner_function import process_tree_cpu_seconds
 
 TINY_MODEL = {"input_to_hid": np.array([[2.0, -1.0]]), "hid_to_class": np.array([[2.0], [0.0]])}
 TINY_DATA = {"inputs": np.array([[1.0], [2.0]]), "target": np.array([[0.0], [1.0]])}
@@ -138,49 +143,109 @@ def check_not_transposed(gradient_fn, datas=None):
                  parts=("hid_to_class",))
 
 
-#: A backpropagation gradient evaluates the network a few times, or once per case when it
-#: loops over the cases (10 here); a numerical one at least once per weight (2660 here).
-MAX_EVALUATIONS = 100
+#: The probe that tells backpropagation from finite differences: 100 hidden units (26,600
+#: weights) and 10 cases, on random models that nobody can know in advance.
+PROBE_HIDDEN_UNITS = 100
+PROBE_CASES = 10
+#: Backpropagation is exact up to float64 rounding (about 1e-15 of the gradient's norm,
+#: whether vectorized or looping over the cases); a central difference is off by 1e-10
+#: at best, a fourth-order stencil by 1e-11. This tolerance lies between the two.
+EXACT_RTOL = 1e-12
+#: CPU seconds one gradient of the probe may cost. Backpropagation costs about as much as
+#: one evaluation of the loss, vectorized or looping over the 10 cases; anything that
+#: evaluates the network once per weight costs 26,600 evaluations or more. The limit lies
+#: well over ten times away from both (benchmarks/README.md has the figures). CPU time,
+#: counted by the operating system for the learner's processes, is not wall-clock time: a
+#: busy machine makes a call wait longer, not cost several times more.
+MAX_GRADIENT_CPU_SECONDS = 0.1
 
 
-def count_evaluations(gradient_fn, model, data, wd_coefficient):
-    """How often ``gradient_fn`` evaluates the network (``forward_pass``, ``loss``) for one gradient.
+def backpropagation(model, data, wd_coefficient):
+    """The exact gradient of ``network.loss``, by backpropagation: the grader's reference.
 
-    The grader's sandboxed learner function counts in its own process (``last_evaluations``);
-    a function in this process is counted by wrapping the names it can call them by.
+    model : dict with 'input_to_hid' (n_hid, 256) and 'hid_to_class' (10, n_hid)
+    data : dict with 'inputs' (256, m) and 'target' (10, m)
+    Returns a dict shaped like ``model``.
+    """
+    _, hid_output, _, _, class_prob = network.forward_pass(model, data)
+    d_class_input = (class_prob - data["target"]) / data["inputs"].shape[1]       # (10, m)
+    d_hid_input = (model["hid_to_class"].T @ d_class_input) * hid_output * (1 - hid_output)
+    return {"input_to_hid": d_hid_input @ data["inputs"].T + wd_coefficient * model["input_to_hid"],
+            "hid_to_class": d_class_input @ hid_output.T + wd_coefficient * model["hid_to_class"]}
+
+
+def gradient_and_cost(gradient_fn, model, data, wd_coefficient):
+    """``gradient_fn``'s answer and the CPU seconds it cost.
+
+    The grader's sandboxed learner function is measured from outside, by the operating
+    system's count for the learner's processes (``last_cpu_seconds``); nothing the learner
+    process says about itself is used. A function in this process (plain nbgrader, in the
+    learner's kernel) is measured the same way, on this process.
     """
     __tracebackhide__ = True
-    if hasattr(gradient_fn, "last_evaluations"):
-        learner_code(gradient_fn, model, data, wd_coefficient)
-        return gradient_fn.last_evaluations
-    from course_utils.evaluations import count_library_evaluations
-
-    counts = [0]
-    restore = count_library_evaluations(getattr(gradient_fn, "__globals__", {}), counts)
-    try:
-        learner_code(gradient_fn, model, data, wd_coefficient)
-    finally:
-        restore()
-    return counts[0]
+    if hasattr(gradient_fn, "last_cpu_seconds"):
+        answer = learner_code(gradient_fn, model, data, wd_coefficient)
+        return answer, gradient_fn.last_cpu_seconds
+    started = process_tree_cpu_seconds(os.getpid())
+    answer = learner_code(gradient_fn, model, data, wd_coefficient)
+    return answer, process_tree_cpu_seconds(os.getpid()) - started
 
 
-def check_uses_backpropagation(gradient_fn, datas=None):
+def _relative_error(answer, exact):
+    return max(np.linalg.norm(answer[part] - exact[part]) / np.linalg.norm(exact[part]) for part in exact)
+
+
+def check_uses_backpropagation(gradient_fn, datas=None, rng=None):
     """A right gradient, computed by backpropagation, not by finite differences.
 
-    Decided by counting evaluations of the network during one gradient, never by timing
-    it: a correct answer that loops over the cases passes on any machine.
+    Gradients on random models with 10, 100 and 100 hidden units: each must be exact to
+    float64 rounding (``EXACT_RTOL``), which no finite difference reaches, whatever it
+    calls, and the cheaper of the two with 100 hidden units (the first call may import
+    something) must cost at most ``MAX_GRADIENT_CPU_SECONDS`` of CPU time,
+    hundreds of times what backpropagation costs and a fraction of any gradient that
+    evaluates the loss once per weight. Decided by counts of the operating system and by
+    rounding, never by the wall clock.
     """
     __tracebackhide__ = True
     datas = _datas(datas)
-    model = initial_model(10)
-    data = _cases(datas["train"], slice(503, 513))
-    evaluations = count_evaluations(gradient_fn, model, data, 0.0)
-    if evaluations > MAX_EVALUATIONS:
-        raise AssertionError(
+    rng = np.random.default_rng() if rng is None else rng
+    columns = rng.choice(datas["train"]["inputs"].shape[1], PROBE_CASES, replace=False)
+    data = _cases(datas["train"], columns)
+    costs = []
+    # The small model first: a gradient that is not exact fails there, at a small cost.
+    for n_hid in (10, PROBE_HIDDEN_UNITS, PROBE_HIDDEN_UNITS):
+        what = f"{n_hid} hidden units and {PROBE_CASES} cases"
+        model = {part: weights * rng.uniform(0.5, 2.0, weights.shape)
+                 for part, weights in initial_model(n_hid).items()}
+        answer, cost = gradient_and_cost(gradient_fn, model, data, 0.0)
+        exact = backpropagation(model, data, 0.0)
+        if not (isinstance(answer, dict) and all(
+                np.shape(answer.get(part)) == exact[part].shape for part in exact)):
+            _check_against_tester(gradient_fn, model, data, 0.0, datas, what)
+        answer = {part: np.asarray(answer[part], dtype=np.float64) for part in exact}
+        error = _relative_error(answer, exact)
+        if not error <= EXACT_RTOL:
+            if not error <= 1e-6:  # plainly wrong: the tester and the diagnosis say how
+                _check_against_tester(gradient_fn, model, data, 0.0, datas, what)
+            raise BackpropagationNotUsed(
+                "d_loss_by_d_model must compute the gradient by backpropagation (your formulas from "
+                "Exercise 1), not by finite differences, which are slower and only approximate: "
+                f"with {what} its gradient is off by {error:.1e} of its size; backpropagation is "
+                "exact up to rounding (1e-15).")
+        if n_hid == PROBE_HIDDEN_UNITS:
+            costs.append(cost)
+    if min(costs) > MAX_GRADIENT_CPU_SECONDS:
+        raise BackpropagationNotUsed(
             "d_loss_by_d_model must compute the gradient by backpropagation (your formulas from "
-            "Exercise 1), not by finite differences, which are far slower and only approximate. "
-            f"It evaluated the network {evaluations} times for one gradient of 10 cases.")
-    _check_against_tester(gradient_fn, model, data, 0.0, datas, "10 hidden units and 10 cases")
+            "Exercise 1), not by evaluating the network once per weight: one gradient with "
+            f"{PROBE_HIDDEN_UNITS} hidden units and {PROBE_CASES} cases took {min(costs):.2f} s "
+            "of CPU time, where backpropagation takes about a millisecond.")
+
+
+class BackpropagationNotUsed(AssertionError):
+    """The gradient is right but not computed by backpropagation."""
+
+    mistakes = (Mistake.FINITE_DIFFERENCES,)
 
 
 def check_not_precomputed(gradient_fn, datas, rng):

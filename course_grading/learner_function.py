@@ -25,6 +25,8 @@ import sys
 import tempfile
 import time
 
+import psutil
+
 from course_utils.learner_errors import LearnerCodeError
 from course_utils.reporting import stand_in
 
@@ -34,6 +36,27 @@ from . import learner_protocol as protocol
 GRADER_FILES_DIR = "/run/grader"
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _FILES = ("learner_process.py", "learner_protocol.py")
+
+
+def process_tree_cpu_seconds(pid):
+    """CPU seconds of process ``pid`` and every process it started, as the kernel counts them.
+
+    Each live process counts its own time and that of its children that have finished (a
+    finished process's time moves to its parent when the parent reaps it, so nothing is
+    counted twice; in the sandbox's process namespace every orphan is reaped inside the
+    tree). Returns 0.0 for a process that is gone.
+    """
+    try:
+        root = psutil.Process(pid)
+        processes = [root] + root.children(recursive=True)
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    return total
 
 
 class GradingMachineryError(RuntimeError):
@@ -58,8 +81,8 @@ class LearnerFunction:
         Seconds a call may take (a safety limit against endless loops, far above what
         any correct gradient needs; it decides nothing else).
 
-    Use as a context manager. ``last_evaluations`` is how often the last call
-    evaluated the network, as the learner process counted it.
+    Use as a context manager. ``last_cpu_seconds`` is the CPU time the learner's processes
+    spent on the last call, as the operating system counts it (never as they report it).
     """
 
     name = "d_loss_by_d_model"
@@ -71,7 +94,7 @@ class LearnerFunction:
         self.process = None
         self.failure = None
         self.undefined = None
-        self.last_evaluations = None
+        self.last_cpu_seconds = None
         self.calls = 0
 
     # --- starting and stopping -----------------------------------------------------------
@@ -135,6 +158,9 @@ class LearnerFunction:
                                          f"{getattr(expected, '__name__', 'reply')} was due")
         return message
 
+    def _cpu_seconds(self):
+        return process_tree_cpu_seconds(self.process.pid)
+
     def _fail(self, reason):
         self.failure = reason
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -143,7 +169,7 @@ class LearnerFunction:
 
     def __call__(self, model, data, wd_coefficient):
         self.calls += 1
-        self.last_evaluations = None
+        self.last_cpu_seconds = None
         if self.failure:
             raise LearnerProcessFailure(self.failure)
         if self.undefined:
@@ -152,6 +178,7 @@ class LearnerFunction:
             call = protocol.GradientCall(model={k: model[k] for k in ("input_to_hid", "hid_to_class")},
                                          data={k: data[k] for k in ("inputs", "target")},
                                          wd_coefficient=float(wd_coefficient))
+            cpu_before = self._cpu_seconds()
             protocol.send(self.process.stdin, call)
             reply = self._receive((protocol.GradientReply, protocol.ErrorReply),
                                   deadline=time.monotonic() + self.call_timeout)
@@ -163,9 +190,9 @@ class LearnerFunction:
                        "ran out of memory or was killed)")
         except (protocol.ProtocolError, OSError) as error:
             self._fail(f"the process running {self.name} sent something that is not an answer ({error})")
+        self.last_cpu_seconds = self._cpu_seconds() - cpu_before
         if isinstance(reply, protocol.ErrorReply):
             raise LearnerCodeError(reply.type_name, reply.message, reply.line)
-        self.last_evaluations = reply.evaluations
         if reply.returned != "dict":
             return None if reply.returned == "NoneType" else stand_in(reply.returned)
         return {**reply.arrays, **{key: stand_in(type_name) for key, type_name in reply.opaque.items()}}

@@ -7,8 +7,7 @@ instructor's side that the sandbox shows). It
 1. imports NumPy and ``course_utils`` and says :class:`~learner_protocol.Ready`: until
    then no learner code has run, so a failure up to here is the grading machinery's;
 2. defines the learner's ``d_loss_by_d_model`` from their code cells, as the notebook does;
-3. answers each :class:`~learner_protocol.GradientCall` with the returned arrays and the
-   number of times the network was evaluated (calls of ``forward_pass`` and ``loss``).
+3. answers each :class:`~learner_protocol.GradientCall` with the returned arrays.
 
 Whatever this process sends after ``Ready`` may come from learner code, which can find
 and write the channel itself; the grading process treats it as data to check.
@@ -33,13 +32,10 @@ def main():
     import numpy as np
 
     import course_utils
-    from course_utils.evaluations import count_library_evaluations
     from course_utils.notebook_code import define_function, learner_line, learner_namespace
 
     namespace = learner_namespace()
     namespace["course_utils"] = course_utils
-    counter = [0]
-    count_library_evaluations(namespace, counter)
     protocol.send(channel_out, protocol.Ready())
 
     code = protocol.receive(channel_in)
@@ -54,10 +50,8 @@ def main():
             call = protocol.receive(channel_in)
         except protocol.ChannelClosed:
             return
-        counter[0] = 0
         try:
             gradient = function(call.model, call.data, call.wd_coefficient)
-            evaluations = counter[0]
             if isinstance(gradient, dict):
                 arrays, opaque = {}, {}
                 for key, value in list(gradient.items())[:16]:
@@ -65,10 +59,9 @@ def main():
                         arrays[str(key)[:100]] = np.asarray(value, dtype=np.float64)
                     except Exception:
                         opaque[str(key)[:100]] = type(value).__name__
-                reply = protocol.GradientReply(arrays=arrays, evaluations=evaluations, opaque=opaque)
+                reply = protocol.GradientReply(arrays=arrays, opaque=opaque)
             else:
-                reply = protocol.GradientReply(arrays={}, evaluations=evaluations,
-                                               returned=type(gradient).__name__)
+                reply = protocol.GradientReply(arrays={}, returned=type(gradient).__name__)
         except BaseException as error:  # the learner's code: anything can happen
             reply = protocol.ErrorReply(type_name=type(error).__name__, message=str(error)[:protocol.TEXT_LIMIT],
                                         line=learner_line(error, of="your code"))

@@ -87,8 +87,7 @@ class Defined:
 
 @dataclasses.dataclass
 class GradientReply:
-    """Learner -> grader: what the function returned, and how often it evaluated the
-    network (calls of ``forward_pass`` and ``loss``) while computing it.
+    """Learner -> grader: what the function returned.
 
     ``arrays`` holds the float64 arrays of a returned dict, ``opaque`` the type names of
     its values that are not arrays of numbers; ``returned`` names the type of anything
@@ -96,7 +95,6 @@ class GradientReply:
     """
 
     arrays: dict
-    evaluations: int
     returned: str = "dict"
     opaque: dict = dataclasses.field(default_factory=dict)
 
@@ -138,7 +136,7 @@ def encode(message):
         header = {"shapes": shapes, "wd_coefficient": float(message.wd_coefficient)}
     elif isinstance(message, GradientReply):
         shapes, payload = _encode_arrays(message.arrays)
-        header = {"shapes": shapes, "evaluations": int(message.evaluations),
+        header = {"shapes": shapes,
                   "returned": str(message.returned)[:100],
                   "opaque": {str(k)[:100]: str(v)[:100] for k, v in list(message.opaque.items())[:16]}}
     else:
@@ -224,14 +222,11 @@ def decode(kind, header_bytes, payload):
         model = {k[len("model."):]: v for k, v in arrays.items() if k.startswith("model.")}
         data = {k[len("data."):]: v for k, v in arrays.items() if k.startswith("data.")}
         return GradientCall(model=model, data=data, wd_coefficient=float(header["wd_coefficient"]))
-    evaluations = header.get("evaluations")
-    if not isinstance(evaluations, int) or isinstance(evaluations, bool) or evaluations < 0:
-        raise ProtocolError("the count of network evaluations is not a whole number")
     opaque = header.get("opaque", {})
     if (not isinstance(opaque, dict) or len(opaque) > 16
             or not all(isinstance(v, str) for v in opaque.values())):
         raise ProtocolError("the names of the returned values are malformed")
-    return GradientReply(arrays=arrays, evaluations=evaluations, returned=_text(header, "returned")[:100],
+    return GradientReply(arrays=arrays, returned=_text(header, "returned")[:100],
                          opaque={k[:100]: v[:100] for k, v in opaque.items()})
 
 

@@ -11,6 +11,7 @@ import pytest
 import course_utils
 from course_grading import hidden_tests
 from course_utils import checks
+from course_utils.diagnosis import Mistake
 from course_utils.learner_errors import LearnerCodeError, hint_for_other_versions
 from course_utils.notebook_code import learner_line, learner_namespace, notebook_cells
 
@@ -284,15 +285,63 @@ def test_correct_answers_pass_every_check(solution, datas):
         hidden_tests.check_uses_backpropagation(gradient_fn, datas)
 
 
-def test_a_numerical_gradient_is_not_accepted(solution, datas):
+# Gradients that are right but not computed by backpropagation. None calls a function of
+# the library, so no counting of library calls could see them.
+CENTRAL_DIFFERENCES = (SUBMISSIONS / "finite_differences.py").read_text()
+# Exact, but with the cost of evaluating the network once per weight (here the cost alone,
+# in a child process: the learner's processes count all together).
+EXACT_BUT_COSTLY = """
+import subprocess, sys
+def d_loss_by_d_model(model, data, wd_coefficient):
+    subprocess.run([sys.executable, '-c', 'n = 0\\nfor _ in range(5_000_000): n += 1'], check=True)
+    return backpropagation(model, data, wd_coefficient)
+"""
+
+
+def _defined(code):
     namespace = learner_namespace()
-    namespace["finite_difference_gradient"] = course_utils.finite_difference_gradient
-    exec("def d_loss_by_d_model(model, data, wd_coefficient):\n"
-         "    return theta_to_model(finite_difference_gradient(model, data, wd_coefficient))\n",
-         namespace)
-    # It gives the right numbers, yet not by backpropagation.
-    with pytest.raises(AssertionError, match="by backpropagation"):
-        hidden_tests.check_uses_backpropagation(namespace["d_loss_by_d_model"], datas)
+    namespace["backpropagation"] = hidden_tests.backpropagation
+    exec(code, namespace)
+    return namespace["d_loss_by_d_model"]
+
+
+def test_the_reference_backpropagation_is_the_instructors_solution(solution, datas):
+    rng = np.random.default_rng(5)
+    model = {part: w * rng.uniform(0.5, 2.0, w.shape) for part, w in course_utils.initial_model(7).items()}
+    data = {k: v[:, :13] for k, v in datas["train"].items()}
+    exact, theirs = hidden_tests.backpropagation(model, data, 0.1), solution(model, data, 0.1)
+    for part in exact:
+        np.testing.assert_allclose(exact[part], theirs[part], rtol=1e-13, atol=1e-16)
+
+
+def test_backpropagation_looping_over_the_cases_is_accepted(solution, datas):
+    def looping(model, data, wd_coefficient):
+        m = data["inputs"].shape[1]
+        total = {part: wd_coefficient * w for part, w in model.items()}
+        for case in range(m):
+            one = solution(model, {k: v[:, case:case + 1] for k, v in data.items()}, 0.0)
+            for part in total:
+                total[part] += one[part] / m
+        return total
+
+    hidden_tests.check_uses_backpropagation(looping, datas)
+
+
+def test_finite_differences_are_not_accepted_whatever_they_call(datas):
+    gradient_fn = _defined(CENTRAL_DIFFERENCES)
+    # It gives the right numbers (far within the gradient tester's tolerance), yet not by
+    # backpropagation.
+    model, data = course_utils.initial_model(3), {k: v[:, :10] for k, v in datas["train"].items()}
+    for part, exact in hidden_tests.backpropagation(model, data, 0.1).items():
+        np.testing.assert_allclose(gradient_fn(model, data, 0.1)[part], exact, rtol=1e-6, atol=1e-9)
+    with pytest.raises(hidden_tests.BackpropagationNotUsed, match="finite differences") as raised:
+        hidden_tests.check_uses_backpropagation(gradient_fn, datas)
+    assert raised.value.mistakes == (Mistake.FINITE_DIFFERENCES,)
+
+
+def test_an_exact_gradient_that_costs_as_much_as_one_evaluation_per_weight_is_not_accepted(datas):
+    with pytest.raises(hidden_tests.BackpropagationNotUsed, match="CPU time"):
+        hidden_tests.check_uses_backpropagation(_defined(EXACT_BUT_COSTLY), datas)
 
 
 def test_the_transposition_trap_with_ten_hidden_units(datas):

@@ -1,6 +1,9 @@
 """The pure parts of trusted grading: messages read on arrival, reports, verdicts, definitions."""
 import json
 import os
+import resource
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -42,8 +45,8 @@ def _receive_bytes(data):
 
 def test_messages_survive_the_pipe():
     gradient = {"input_to_hid": np.arange(6.0).reshape(2, 3), "hid_to_class": -np.ones((10, 2))}
-    reply = _roundtrip(protocol.GradientReply(arrays=gradient, evaluations=3, opaque={"x": "str"}))
-    assert reply.evaluations == 3 and reply.opaque == {"x": "str"}
+    reply = _roundtrip(protocol.GradientReply(arrays=gradient, opaque={"x": "str"}))
+    assert reply.opaque == {"x": "str"}
     for part, value in gradient.items():
         np.testing.assert_array_equal(reply.arrays[part], value)
     call = _roundtrip(protocol.GradientCall(model=gradient, data={"inputs": np.eye(3), "target": np.eye(3)},
@@ -54,11 +57,9 @@ def test_messages_survive_the_pipe():
 
 @pytest.mark.parametrize("data, reason", [
     (b"Z" + bytes(12), "unknown message kind"),
-    (_frame(b"A", {"shapes": {"a": [2, 2]}, "evaluations": 1}, bytes(8)), "shorter than their shapes"),
-    (_frame(b"A", {"shapes": {"a": [1]}, "evaluations": 1}, bytes(16)), "longer than their shapes"),
-    (_frame(b"A", {"shapes": {"a": [1, 1, 1]}, "evaluations": 1}, bytes(8)), "malformed"),
-    (_frame(b"A", {"shapes": {"a": [1]}, "evaluations": "many"}, bytes(8)), "whole number"),
-    (_frame(b"A", {"shapes": {"a": [1]}, "evaluations": True}, bytes(8)), "whole number"),
+    (_frame(b"A", {"shapes": {"a": [2, 2]}}, bytes(8)), "shorter than their shapes"),
+    (_frame(b"A", {"shapes": {"a": [1]}}, bytes(16)), "longer than their shapes"),
+    (_frame(b"A", {"shapes": {"a": [1, 1, 1]}}, bytes(8)), "malformed"),
     (_frame(b"R", {}, b"x"), "unexpected payload"),
     (protocol._FRAME.pack(b"A", 3, 0) + b"{{{", "not JSON"),
     (protocol._FRAME.pack(b"A", 10**6, 0), "header of"),
@@ -149,7 +150,28 @@ def test_a_learner_process_without_sandbox_answers_calls():
     with LearnerFunction(cells, 0, SandboxSettings(enabled=False)) as function:
         gradient = function(model, data, 0.0)
         np.testing.assert_array_equal(gradient["hid_to_class"], 2 * model["hid_to_class"])
-        assert function.last_evaluations == 1
+        assert 0 <= function.last_cpu_seconds < 1
         with pytest.raises(LearnerCodeError) as raised:
             function(model, data, 0.5)
         assert raised.value.type_name == "KeyError" and "line 4 of your code" in raised.value.line
+
+
+def test_the_cpu_time_of_the_learners_processes_is_counted_from_outside():
+    """Work done in a child process or a thread of the learner's counts, and nothing the
+    learner process says about itself enters the measure."""
+    burn = "n = 0\nfor _ in range(3_000_000): n += 1"
+    started = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([sys.executable, "-c", burn], check=True)
+    finished = resource.getrusage(resource.RUSAGE_CHILDREN)
+    one_burn = (finished.ru_utime + finished.ru_stime) - (started.ru_utime + started.ru_stime)
+    cells = ["import subprocess, sys, threading\n"
+             "def d_loss_by_d_model(model, data, wd):\n"
+             f"    subprocess.run([sys.executable, '-c', {burn!r}], check=True)\n"
+             f"    worker = threading.Thread(target=exec, args=({burn!r}, {{}}))\n"
+             "    worker.start(); worker.join()\n"
+             "    return {part: 0 * w for part, w in model.items()}"]
+    model = {"input_to_hid": np.ones((2, 256)), "hid_to_class": np.ones((10, 2))}
+    data = {"inputs": np.zeros((256, 3)), "target": np.eye(10)[:, :3]}
+    with LearnerFunction(cells, 0, SandboxSettings(enabled=False)) as function:
+        function(model, data, 0.0)
+        assert function.last_cpu_seconds >= 1.5 * one_burn

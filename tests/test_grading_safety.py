@@ -334,3 +334,27 @@ def test_sandboxed_code_loads_the_data_file(linked, linked_data_dir, monkeypatch
     returncode, out, err = sandbox.run(settings, [sys.executable, "-c", code], timeout=120)
     assert returncode == 0, err.decode()
     assert out.decode().split()[-2:] == ["(256,", "9000)"]
+
+
+def test_backpropagation_is_decided_from_outside_the_sandbox(datas):
+    """The learner process can say nothing about its cost: the CPU time of everything it runs
+    in the sandbox (here a child process) is read by the grading process, and finite
+    differences over a forward pass of its own fail on exactness."""
+    from course_grading import hidden_tests
+    from course_grading.learner_function import LearnerFunction
+    from course_grading.sandbox import SandboxSettings
+
+    correct = (support.examples.ANSWER_FILES / "learner_style.py").read_text()
+    costly = (correct + "\n\nimport subprocess, sys\n_exact = d_loss_by_d_model\n"
+              "def d_loss_by_d_model(model, data, wd_coefficient):\n"
+              "    subprocess.run([sys.executable, '-c', 'n = 0\\nfor _ in range(5_000_000): n += 1'], check=True)\n"
+              "    return _exact(model, data, wd_coefficient)\n")
+    settings = SandboxSettings()
+    with LearnerFunction([correct], 0, settings) as function:
+        hidden_tests.check_uses_backpropagation(function, datas)
+    with LearnerFunction([costly], 0, settings) as function:
+        with pytest.raises(hidden_tests.BackpropagationNotUsed, match="CPU time"):
+            hidden_tests.check_uses_backpropagation(function, datas)
+    with LearnerFunction([(support.examples.ANSWER_FILES / "finite_differences.py").read_text()], 0, settings) as function:
+        with pytest.raises(hidden_tests.BackpropagationNotUsed, match="finite differences"):
+            hidden_tests.check_uses_backpropagation(function, datas)
