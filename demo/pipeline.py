@@ -9,7 +9,8 @@ Run from the project folder (``make demo``); in the course folder ``notebooks/``
    a progress bar;
 4. ``nbgrader generate_feedback``: one HTML page per learner and notebook;
 5. ``nbgrader export``: the grades as CSV;
-6. a table of the scores (the totals those of the CSV) and the paths of the feedback pages.
+6. ``course-report``: the class report (``class_report_backprop.html`` and ``.json``);
+7. a table of the scores (the totals those of the CSV) and the paths of the feedback pages.
 
 With ``--students`` only the named examples are written, graded and given feedback.
 The nbgrader commands are the ones an instructor runs on JupyterHub (see hub/README.md).
@@ -27,6 +28,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook, MissingEntry
 
 from course_grading import sandbox
+from course_grading.class_report import ReportError, make_report
 from course_grading.grade import GradingError, grade_assignment
 from course_grading.gradebook_sync import put_alembic_on_path
 
@@ -111,6 +113,11 @@ def feedback(course_root, students=None, assignment=ASSIGNMENT):
 def export(course_root, csv_path):
     """Export all grades to ``csv_path``."""
     return nbgrader(course_root, "export", "--to", str(csv_path))
+
+
+def class_report(course_root, assignment=ASSIGNMENT):
+    """Write the class report into the course folder; returns the path of its HTML page."""
+    return make_report(course_root, assignment)[1]
 
 
 @dataclass
@@ -209,7 +216,7 @@ def run(course_root=COURSE, examples=None, out=print, settings=None, only_these=
     """The whole pipeline on the example submissions; returns ``scores(course_root)``.
 
     ``only_these``: feedback and the table for ``examples`` alone (the CSV has everyone).
-    Raises PipelineError or GradingError when a step cannot run.
+    Raises PipelineError, GradingError or ReportError when a step cannot run.
     """
     course_root = Path(course_root)
     examples = EXAMPLES if examples is None else examples
@@ -231,6 +238,7 @@ def run(course_root=COURSE, examples=None, out=print, settings=None, only_these=
     step("Generating feedback", feedback, course_root, students)
     csv_path = course_root / "grades.csv"
     step("Exporting grades", export, course_root, csv_path)
+    report_path = step("Writing the class report", class_report, course_root)
 
     table = scores(course_root)
     shown = {student: row for student, row in table.items() if students is None or student in students}
@@ -245,6 +253,7 @@ def run(course_root=COURSE, examples=None, out=print, settings=None, only_these=
                           "(\"by hand\": the points still to give).", TABLE_WIDTH))
     out(f"Release notebooks: {course_root / 'release' / ASSIGNMENT}")
     out(f"Grades (CSV):      {csv_path}")
+    out(f"Class report:      {report_path}")
     out("Feedback pages:")
     for page in feedback_pages(course_root, students):
         out(f"  {page}")
@@ -267,7 +276,7 @@ def main(argv=None):
         examples = {student: EXAMPLES[student] for student in arguments.students}
     try:
         run(arguments.course, examples, only_these=bool(arguments.students))
-    except (PipelineError, GradingError) as error:
+    except (PipelineError, GradingError, ReportError) as error:
         print(error, file=sys.stderr)
         return 1
     return 0

@@ -20,6 +20,7 @@ def recorded(monkeypatch, tmp_path):
         or {"failed": {}}))
     monkeypatch.setattr(pipeline, "feedback", lambda root, students: calls.append(("feedback", students)))
     monkeypatch.setattr(pipeline, "export", lambda root, csv: calls.append(("export",)))
+    monkeypatch.setattr(pipeline, "class_report", lambda root: calls.append(("report",)) or root / "report.html")
     monkeypatch.setattr(pipeline, "scores", lambda root: {})
     monkeypatch.setattr(pipeline, "sandbox_settings", lambda out: pipeline.sandbox.SandboxSettings())
     return calls
@@ -44,6 +45,9 @@ def test_the_whole_demo_grades_every_example_once(recorded, tmp_path, capsys):
     graded = [student for call in recorded if call[0] == "grade" for student in call[1]]
     assert sorted(graded) == sorted(EXAMPLES)
     assert ("feedback", None) in recorded
+    # The class report after the feedback pages it links to, its path printed.
+    assert recorded.index(("report",)) > recorded.index(("feedback", None))
+    assert f"Class report:      {tmp_path / 'report.html'}" in capsys.readouterr().out
 
 
 def test_unknown_students_are_refused_with_the_choices(recorded, tmp_path, capsys):
