@@ -139,6 +139,9 @@ class RosterRow:
 def read_roster(path, columns: dict[str, str], owner: str) -> list[RosterRow]:
     """The lines of the roster CSV at ``path`` (blank lines skipped; cells stripped).
 
+    Cells are separated by commas, or by semicolons when the first line has more of those
+    (spreadsheets write semicolons where the comma is the decimal separator).
+
     ``columns`` maps each setting (a trait name of the plugin ``owner``) to the column name it
     gives; each must be in the header line, so that the error can say which setting to change.
     A file that is missing, not UTF-8 (a byte-order mark, as Excel writes, is fine), empty,
@@ -156,7 +159,9 @@ def read_roster(path, columns: dict[str, str], owner: str) -> list[RosterRow]:
             f"The roster {path} is not UTF-8 text (byte {error.object[error.start]:#04x} at "
             f"position {error.start}). Save it as UTF-8: in Excel as 'CSV UTF-8', in LibreOffice "
             f"with the character set 'Unicode (UTF-8)'.") from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    first_line = text.split("\n", 1)[0]
+    delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     lines = [(reader.line_num, [cell.strip() for cell in row]) for row in reader]
     lines = [(number, row) for number, row in lines if any(row)]
     if not lines:
@@ -489,5 +494,4 @@ class CellExport(ExportPlugin):
             rows.append([learner, *("" if value is None else number_text(value) for value in points)])
         destination = Path(self.to or self.default_to)
         write_csv(destination, rows)
-        self.log.info("Wrote %d learners x %d cells of %s to %s", len(learners), len(columns), names[0],
-                      destination)
+        print(f"Points of {len(columns)} cells of {names[0]} for {len(learners)} learners in {destination}.")

@@ -41,6 +41,13 @@ def test_roster_read_with_excel_byte_order_mark_and_short_lines(tmp_path):
 
 
 @pytest.mark.fast
+def test_roster_with_semicolons_as_a_spreadsheet_writes_them(tmp_path):
+    path = _roster(tmp_path, "hub_user;Email address;Note\nalice;a@uni.edu;1,5\n")
+    rows = read_roster(path, COLUMNS, "MoodleExport")
+    assert rows[0].values == {"hub_user": "alice", "Email address": "a@uni.edu", "Note": "1,5"}
+
+
+@pytest.mark.fast
 def test_roster_not_utf8_says_how_to_save_it(tmp_path):
     path = _roster(tmp_path, "hub_user,Email address\nmüller,m@uni.edu\n", encoding="latin-1")
     with pytest.raises(ExportError, match=r"not UTF-8 .*byte 0xfc.*Save it as UTF-8"):
