@@ -55,7 +55,8 @@ def grade_id(cell):
     return value if isinstance(value, str) else None
 
 
-def _kind(cell):
+def kind(cell):
+    """'test cell', 'answer cell' or 'locked cell': what a cell nbgrader tracks is, for learners."""
     meta = cell.get("metadata", {}).get("nbgrader", {})
     if meta.get("grade") and not meta.get("solution"):
         return "test cell"
@@ -92,8 +93,9 @@ def read_notebook(text):
     return notebook, notes
 
 
-def _deduplicate(cells):
-    """The first cell of each grade id keeps it; later ones become ordinary cells."""
+def deduplicate(cells):
+    """The first cell of each grade id keeps it; later ones become ordinary cells (in place).
+    Returns the notes, one per grade id that had copies."""
     notes, first = [], {}
     copies = {}
     for cell in cells:
@@ -110,11 +112,11 @@ def _deduplicate(cells):
         cell.metadata.pop("deletable", None)
     for name, extra in copies.items():
         count = "a copy" if len(extra) == 1 else f"{len(extra)} copies"
-        kind = _kind(first[name])
-        notes.append(f"found {count} of the {kind} '{name}' (a cell copied and pasted keeps the "
-                     f"cell's hidden nbgrader data): the first cell is graded as '{name}', the "
-                     f"{'copy runs' if len(extra) == 1 else 'copies run'} as ordinary cells where "
-                     f"{'it is' if len(extra) == 1 else 'they are'}")
+        what = kind(first[name])
+        runs = ("the copy runs as an ordinary cell, where it is" if len(extra) == 1 else
+                "the copies run as ordinary cells, where they are")
+        notes.append(f"found {count} of the {what} '{name}' (a cell copied and pasted keeps the "
+                     f"cell's hidden nbgrader data): the first cell is graded as '{name}', {runs}")
     return notes
 
 
@@ -215,7 +217,7 @@ def repair_notebook(text, release_cells=None):
     Raises ValueError when ``text`` is not a notebook.
     """
     notebook, notes = read_notebook(text)
-    notes += _deduplicate(notebook.cells)
+    notes += deduplicate(notebook.cells)
     if release_cells is not None:
         notebook.cells, more = _restore_order(notebook.cells, release_cells)
         notes += more

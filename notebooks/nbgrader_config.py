@@ -90,3 +90,12 @@ c.GenerateFeedback.preprocessors = [
 # course-grade keeps only inert outputs and sanitized Markdown in the autograded notebooks,
 # which formgrader shows.
 c.HTMLExporter.sanitize_html = True
+
+# Validate (JupyterLab's button, nbgrader validate) explains a pasted copy of a graded cell
+# in plain words, with what to do, instead of a traceback (course_grading/validate.py).
+try:
+    from course_grading.validate import use_course_validator
+except ImportError:  # nbgrader without this project: its own Validate
+    pass
+else:
+    use_course_validator()

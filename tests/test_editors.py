@@ -74,7 +74,7 @@ def test_a_pasted_copy_becomes_an_ordinary_cell_and_the_first_keeps_the_grade_id
     assert len(repaired.notebook.cells) == len(answered.cells) + 1
     assert repaired.notes == [f"found a copy of the {kind} '{grade_id}' (a cell copied and pasted keeps "
                               f"the cell's hidden nbgrader data): the first cell is graded as '{grade_id}', "
-                              "the copy runs as ordinary cells where it is"]
+                              "the copy runs as an ordinary cell, where it is"]
 
 
 def test_an_edited_copy_of_the_gradient_below_the_first_is_the_function_graded(answered, release_cells):
@@ -183,7 +183,7 @@ def test_intake_repairs_notebooks_and_leaves_out_stray_copies(course, answered, 
         "only backprop.ipynb is graded",
         "backprop.ipynb: found a copy of the test cell 'test_keys_and_shapes' (a cell copied and pasted "
         "keeps the cell's hidden nbgrader data): the first cell is graded as 'test_keys_and_shapes', the "
-        "copy runs as ordinary cells where it is"]
+        "copy runs as an ordinary cell, where it is"]
     graded = nbformat.reads(submission.files["backprop.ipynb"].decode(), as_version=4)
     note = graded.cells[0]
     assert note.cell_type == "markdown" and note.metadata["tags"] == [editors.NOTE_TAG]

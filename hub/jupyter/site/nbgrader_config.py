@@ -29,3 +29,12 @@ c.HTMLExporter.mathjax_url = "/services/mathjax/MathJax.js?config=TeX-AMS_CHTML-
 # Submitting: no "extra notebooks" warning for Lab's checkpoint copies, which are not
 # submitted anyway (course_grading/exchange.py).
 c.ExchangeFactory.submit = "course_grading.exchange.SubmitIgnoringCheckpoints"
+
+# Validate (JupyterLab's button, nbgrader validate) explains a pasted copy of a graded cell
+# in plain words, with what to do, instead of a traceback (course_grading/validate.py).
+try:
+    from course_grading.validate import use_course_validator
+except ImportError:  # nbgrader without this project: its own Validate
+    pass
+else:
+    use_course_validator()
