@@ -4,6 +4,9 @@
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The hub's own environment (see `make hub` below); the hub test runs the hub with it.
+HUB_VENV := .venv-hub
+HUB_STAMP := $(HUB_VENV)/.installed
 UV := python3 -m uv
 # One BLAS thread per process: grading and tests run several processes at once,
 # and OpenBLAS's spinning threads then slow everything down many times over.
@@ -34,7 +37,7 @@ demo: $(STAMP) data
 # All tests; the slow files two at a time (pytest-xdist, one file per worker: a file's
 # fixtures, e.g. one graded course, are shared by its tests). course-grade's sandboxed kernels
 # keep Unix sockets in TMPDIR, which must be short: a fresh folder under /tmp per run.
-test: $(STAMP) data system-packages hub-assets
+test: $(STAMP) $(HUB_STAMP) data system-packages hub-assets
 	@tmp=$$(mktemp -d /tmp/course-test-XXXXXX) && \
 	TMPDIR=$$tmp $(PYTHON) -m pytest -n 2 --dist loadfile; status=$$?; rm -rf $$tmp; exit $$status
 
@@ -73,10 +76,8 @@ system-packages:
 # Its environment is its own: every learner's server and kernel runs the hub's Python,
 # so it is made from an interpreter that every OS account can execute (the OS's
 # /usr/bin/python3), never from one under root's home such as pyenv's.
-HUB_VENV := .venv-hub
 HUB_BASE_PYTHON ?= $(firstword $(wildcard /usr/bin/python3 /usr/local/bin/python3))
 HUB_PORT ?= 8000
-HUB_STAMP := $(HUB_VENV)/.installed
 
 $(HUB_STAMP): pyproject.toml
 	@test -n "$(HUB_BASE_PYTHON)" || { echo "No Python for every account: install Debian's python3 (apt-get install python3) or set HUB_BASE_PYTHON=/opt/.../python3"; exit 1; }

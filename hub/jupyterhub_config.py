@@ -15,10 +15,19 @@ COURSE_HUB_INSTRUCTOR, COURSE_HUB_LEARNERS, COURSE_HUB_PASSWORD
 COURSE_HUB_SPAWNER
     ``simple`` (default): every server runs as the hub's own OS account, each user with
     its own home folder under the state folder; ``local``: one OS account per user
-    (LocalProcessSpawner; the accounts must exist and the hub must run as root).
+    (LocalProcessSpawner; the accounts must exist and the hub must run as root). The
+    grading-on-submit service then runs as the instructor's account.
+COURSE_HUB_ON_SUBMIT
+    the assignments graded on submit, comma-separated (default ``backprop``; empty: the
+    service is off). COURSE_HUB_ON_SUBMIT_PER_HOUR (default 4) gradings per learner per
+    hour, COURSE_HUB_ON_SUBMIT_PARALLEL (default 2) at a time,
+    COURSE_HUB_ON_SUBMIT_CELL_TIMEOUT seconds per cell (default: the course's),
+    COURSE_HUB_ON_SUBMIT_PORT its port on 127.0.0.1 (default: the hub's port + 4),
+    COURSE_HUB_ON_SUBMIT_STATE its folder (queue, history; default: on-submit/ in the state folder).
 """
 
 import os
+import pwd
 import sys
 from pathlib import Path
 
@@ -36,6 +45,8 @@ PORT = int(os.environ.get("COURSE_HUB_PORT", "8000"))
 API_PORT = int(os.environ.get("COURSE_HUB_API_PORT", str(PORT + 1)))
 HUB_PORT = int(os.environ.get("COURSE_HUB_HUB_PORT", str(PORT + 2)))
 MATHJAX_PORT = int(os.environ.get("COURSE_HUB_MATHJAX_PORT", str(PORT + 3)))
+ON_SUBMIT_PORT = int(os.environ.get("COURSE_HUB_ON_SUBMIT_PORT", str(PORT + 4)))
+ON_SUBMIT = [name for name in os.environ.get("COURSE_HUB_ON_SUBMIT", "backprop").split(",") if name]
 # The Python of the hub is the Python of every single-user server and kernel. It must be
 # one that every learner's OS account can run (not one under /root); `make hub` makes it.
 BIN = Path(sys.executable).parent
@@ -79,6 +90,50 @@ c.JupyterHub.services = [{
     "display": False,
 }]
 
+if ON_SUBMIT:
+    # Grading on submit (course_grading/on_submit.py): each new submission of these
+    # assignments is collected, graded with course-grade and its feedback released to that
+    # learner. It reads the exchange's inbound folder and writes the course folder, so it
+    # runs as the instructor's account (with one account per user); its page, at
+    # /services/on-submit/, lists the queue, the last gradings and the failures, for the
+    # hub's admins (the instructor) only.
+    on_submit_state = Path(os.environ.get("COURSE_HUB_ON_SUBMIT_STATE", STATE / "on-submit"))
+    on_submit_state.mkdir(mode=0o700, exist_ok=True)
+    on_submit = {
+        "name": "on-submit",
+        "url": f"http://127.0.0.1:{ON_SUBMIT_PORT}",
+        "command": [sys.executable, "-m", "course_grading.on_submit", "serve", "--course", str(COURSE_ROOT),
+                    *[arg for name in ON_SUBMIT for arg in ("--assignment", name)],
+                    "--state", str(on_submit_state / "state.json"),
+                    "--per-hour", os.environ.get("COURSE_HUB_ON_SUBMIT_PER_HOUR", "4"),
+                    "--parallel", os.environ.get("COURSE_HUB_ON_SUBMIT_PARALLEL", "2")],
+        "cwd": str(COURSE_ROOT),
+        "environment": {
+            # The instructor's nbgrader config (course folder, exchange), as in their terminal.
+            "JUPYTER_CONFIG_PATH": os.pathsep.join([str(HUB_DIR / "jupyter" / "instructor"),
+                                                    str(HUB_DIR / "jupyter" / "site")]),
+            "JUPYTER_PATH": str(HUB_DIR / "share"),
+            "COURSE_EXCHANGE": str(EXCHANGE),
+            "COURSE_ROOT": str(COURSE_ROOT),
+            "COURSE_HUB_SPAWNER": SPAWNER,
+            "OPENBLAS_NUM_THREADS": "1",
+            "PATH": os.pathsep.join([str(BIN), "/usr/local/bin", "/usr/bin", "/bin"]),
+            # Short: the sandboxed kernels' sockets live there.
+            "TMPDIR": os.environ.get("TMPDIR", "/tmp") if SPAWNER != "local" else "/tmp",
+            **{name: os.environ[name] for name in ("COURSE_DATA_DIR",) if name in os.environ},
+        },
+        "oauth_no_confirm": True,
+    }
+    if os.environ.get("COURSE_HUB_ON_SUBMIT_CELL_TIMEOUT"):
+        on_submit["command"] += ["--cell-timeout", os.environ["COURSE_HUB_ON_SUBMIT_CELL_TIMEOUT"]]
+    if SPAWNER == "local":
+        on_submit["user"] = INSTRUCTOR
+        account = pwd.getpwnam(INSTRUCTOR)
+        os.chown(on_submit_state, account.pw_uid, account.pw_gid)
+        # The service's HOME: where nbgrader and Jupyter look for the user's own config.
+        on_submit["environment"]["HOME"] = account.pw_dir
+    c.JupyterHub.services.append(on_submit)
+
 if SPAWNER == "local":
     # One OS account per user (created beforehand, e.g. `useradd -m alice`): nbgrader
     # then files each submission under the account's name and collect's owner check holds.
@@ -116,7 +171,9 @@ def prepare(spawner):
     spawner.environment["COURSE_HUB_SPAWNER"] = SPAWNER
     spawner.environment["OPENBLAS_NUM_THREADS"] = "1"
     spawner.environment["PATH"] = os.pathsep.join([str(BIN), "/usr/local/bin", "/usr/bin", "/bin"])
-    for passed in ("COURSE_DATA_DIR", "TMPDIR"):
+    # The hub's TMPDIR only where every server runs as the hub's account: another
+    # account may not be able to write there.
+    for passed in ("COURSE_DATA_DIR", "TMPDIR") if SPAWNER != "local" else ("COURSE_DATA_DIR",):
         if passed in os.environ:
             spawner.environment[passed] = os.environ[passed]
     if role == "instructor":

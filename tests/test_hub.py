@@ -1,33 +1,41 @@
-"""The course on a real JupyterHub, driven in Chromium: release, fetch, validate, submit,
-grade, formgrader, feedback.
+"""The course on a real JupyterHub where every user is their own OS account, driven in
+Chromium: release, fetch, Validate, submit, graded on submit, feedback fetched.
 
-The test starts the hub of hub/jupyterhub_config.py (DummyAuthenticator,
-SimpleLocalProcessSpawner, configurable-http-proxy, the MathJax service) on free ports of
-127.0.0.1 with its state in a temporary folder, and a copy of the course as the
-instructor's course folder. Then:
+The test runs as root. It creates OS accounts for the instructor and two learners (and
+removes them at the end, also after a failure, with every process they had), gives the
+instructor a course folder of their own, and starts the hub of hub/jupyterhub_config.py
+with LocalProcessSpawner (one account per user), the hub's Python ``.venv-hub`` (made by
+``make hub`` from /usr/bin/python3: an interpreter every account can run), on free ports of
+127.0.0.1. The grading-on-submit service runs as the instructor's account. The course is a
+short copy of ``backprop.ipynb`` (it ends at the grade id ``LAST_CELL``, as in the grading
+tests) so that gradings take seconds. Then:
 
-1. the instructor generates and releases ``backprop`` (nbgrader's commands, as in a
-   terminal of the instructor's server, with the instructor's config);
-2. two learners log in and fetch it from the Assignments tab; alice puts the
-   instructor's answers into both notebooks, runs all cells, presses Validate on each
-   and gets "Success", and submits; bob submits a flipped sign in the gradient;
-3. the instructor collects, grades with ``course-grade`` and (in a copy of the course)
-   with ``nbgrader autograde``: the same score for every cell of every submission, read
-   through nbgrader's Gradebook API;
-4. the instructor grades a written answer in formgrader, inside JupyterLab (the
-   iframe is not blank), generates and releases feedback;
-5. the learners fetch their feedback and open it: score, diagnosis, maths rendered by
-   MathJax from the hub, no hidden test code.
+1. the instructor's account generates and releases ``backprop`` (nbgrader's commands);
+2. alice and bob log in and fetch it from the Assignments tab; alice puts the instructor's
+   answers in, runs all cells, presses Validate ("Success") and submits; bob submits a
+   flipped sign in the gradient;
+3. without the instructor doing anything, the service grades both and releases each their
+   feedback: each fetches their own in the Assignments tab, bob's names his mistake;
+4. bob submits again; the service is killed mid-grading, the hub starts it again, and the
+   submission is graded exactly once;
+5. bob, past the hourly limit (2 in this test), submits again and is told, in the feedback
+   of that submission, when it will be graded;
+6. from alice's terminal (``runuser -u alice``) and her browser: she cannot read the source
+   notebooks, the gradebook, bob's home, submissions or feedback, the instructor's server
+   or the service's status page, which the instructor sees.
 
-Nothing may listen outside 127.0.0.1, and no process started here may be left at the end.
+Nothing may listen outside 127.0.0.1; no process or account started here is left at the end.
 Screenshots go to tests/artifacts/hub/. Run it alone with ``pytest -m hub``.
 """
 
+import json
 import os
+import pwd
 import re
 import shutil
+import signal
 import subprocess
-import sys
+import tempfile
 import time
 import urllib.request
 from contextlib import ExitStack
@@ -39,6 +47,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from demo import examples
+from demo.courses import LAST_CELL
 from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, write_lab_settings
 
 pytestmark = pytest.mark.hub
@@ -48,15 +57,23 @@ HUB_DIR = PROJECT_DIR / "hub"
 COURSE_DIR = PROJECT_DIR / "notebooks"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts" / "hub"
 ASSIGNMENT = "backprop"
-NOTEBOOKS = ("backprop", "generalization")
 INSTRUCTOR, GOOD, BUGGY = "instructor", "alice", "bob"
+USERS = (INSTRUCTOR, GOOD, BUGGY)
 PASSWORD = "backprop"
-BIN = Path(sys.executable).parent
+PER_HOUR = 2
+# The hub's own environment (make hub): every account can run its interpreter.
+HUB_PYTHON = PROJECT_DIR / ".venv-hub" / "bin" / "python"
+BIN = HUB_PYTHON.parent
+RUNUSER = shutil.which("runuser") or "/usr/sbin/runuser"
+# The accounts this test makes are marked so that those of an interrupted run are found.
+ACCOUNT_COMMENT = "backprop course hub test account"
 # Safety nets only: each wait ends as soon as its condition holds.
 STARTUP_TIMEOUT = 120
-RUN_ALL_TIMEOUT_MS = 420_000
-VALIDATE_TIMEOUT_MS = 420_000
-GRADE_TIMEOUT = 900
+RUN_ALL_TIMEOUT_MS = 300_000
+VALIDATE_TIMEOUT_MS = 300_000
+GRADE_TIMEOUT = 600
+# JupyterHub looks at its services' processes every 30 s and starts a dead one again.
+RESTART_TIMEOUT = 120
 
 
 def proxy_command():
@@ -64,41 +81,116 @@ def proxy_command():
     return local if local.exists() else shutil.which("configurable-http-proxy")
 
 
-def instructor_env(state, course):
+# --- accounts ------------------------------------------------------------------------------
+
+def account_processes(uids):
+    found = []
+    for proc in psutil.process_iter(["uids"]):
+        try:
+            if proc.info["uids"] and proc.info["uids"].real in uids:
+                found.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def remove_test_accounts():
+    """Remove this test's accounts (marked with ACCOUNT_COMMENT), after ending their processes."""
+    ours = [entry for entry in pwd.getpwall() if entry.pw_gecos == ACCOUNT_COMMENT]
+    uids = {entry.pw_uid for entry in ours}
+    leftovers = account_processes(uids)
+    for proc in leftovers:
+        try:
+            proc.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(leftovers, timeout=10)
+    for entry in ours:
+        subprocess.run(["userdel", entry.pw_name], check=True, capture_output=True)
+        subprocess.run(["groupdel", entry.pw_name], capture_output=True)  # gone with the user, usually
+    return leftovers
+
+
+def create_accounts(homes):
+    for user in USERS:
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            pass
+        else:
+            pytest.fail(f"An account {user!r} exists already (not made by this test): the test needs "
+                        "the names instructor, alice and bob for accounts of its own. Remove it "
+                        f"(userdel {user}) on this test machine, or run the test elsewhere.")
+        home = homes / user
+        subprocess.run(["useradd", "--no-create-home", "--home-dir", str(home), "--shell", "/bin/bash",
+                        "--comment", ACCOUNT_COMMENT, "--user-group", user], check=True, capture_output=True)
+        home.mkdir(parents=True)
+        write_lab_settings(home / ".jupyter" / "lab" / "user-settings")
+        chown_tree(home, user)
+        home.chmod(0o700)
+
+
+def chown_tree(path, user):
+    account = pwd.getpwnam(user)
+    for folder, dirs, files in os.walk(path):
+        for name in [folder, *(os.path.join(folder, item) for item in dirs + files)]:
+            os.chown(name, account.pw_uid, account.pw_gid)
+
+
+def as_user(user, *command, env=None, cwd=None, timeout=GRADE_TIMEOUT, check=True):
+    """Run ``command`` as ``user`` (runuser keeps ``env``); returns the CompletedProcess."""
+    result = subprocess.run([RUNUSER, "-u", user, "--", *command], env=env, cwd=cwd, capture_output=True,
+                            text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+    if check:
+        assert result.returncode == 0, f"{' '.join(command)} as {user} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def instructor_env(base, course):
     """The environment of a terminal in the instructor's server (see hub/jupyterhub_config.py)."""
     return dict(
         os.environ,
-        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        HOME=str(base / "home" / INSTRUCTOR), USER=INSTRUCTOR, TMPDIR="/tmp",
+        PATH=f"{BIN}{os.pathsep}/usr/local/bin:/usr/bin:/bin",
         JUPYTER_CONFIG_PATH=os.pathsep.join([str(HUB_DIR / "jupyter" / "instructor"),
                                              str(HUB_DIR / "jupyter" / "site")]),
         JUPYTER_PATH=str(HUB_DIR / "share"),
-        JUPYTER_CONFIG_DIR=str(state / "instructor-jupyter"),
-        COURSE_EXCHANGE=str(state / "exchange"),
+        COURSE_EXCHANGE=str(base / "exchange"),
         COURSE_ROOT=str(course),
-        COURSE_HUB_SPAWNER="simple",
+        COURSE_HUB_SPAWNER="local",
         OPENBLAS_NUM_THREADS="1",
     )
 
 
-def nbgrader(env, cwd, *args, timeout=GRADE_TIMEOUT):
-    result = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
+def short_course(course):
+    """The course folder: the course's config and a copy of backprop.ipynb ending at LAST_CELL."""
+    source = course / "source" / ASSIGNMENT
+    source.mkdir(parents=True)
+    shutil.copy(COURSE_DIR / "nbgrader_config.py", course)
+    notebook = nbformat.read(COURSE_DIR / "source" / ASSIGNMENT / "backprop.ipynb", as_version=4)
+    ids = [cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in notebook.cells]
+    notebook.cells = notebook.cells[:ids.index(LAST_CELL) + 1]
+    nbformat.write(notebook, source / "backprop.ipynb")
 
 
-def start_hub(state, course):
+# --- the hub -------------------------------------------------------------------------------
+
+def start_hub(base, course):
     port = free_port()
-    ports = dict(COURSE_HUB_PORT=port, COURSE_HUB_API_PORT=free_port(),
-                 COURSE_HUB_HUB_PORT=free_port(), COURSE_HUB_MATHJAX_PORT=free_port())
-    env = dict(os.environ, COURSE_HUB_STATE=str(state), COURSE_HUB_COURSE_ROOT=str(course),
+    ports = dict(COURSE_HUB_PORT=port, COURSE_HUB_API_PORT=free_port(), COURSE_HUB_HUB_PORT=free_port(),
+                 COURSE_HUB_MATHJAX_PORT=free_port(), COURSE_HUB_ON_SUBMIT_PORT=free_port())
+    env = dict(os.environ, COURSE_HUB_STATE=str(base / "state"), COURSE_HUB_COURSE_ROOT=str(course),
+               COURSE_HUB_EXCHANGE=str(base / "exchange"), COURSE_HUB_SPAWNER="local",
+               COURSE_HUB_ON_SUBMIT_STATE=str(base / "on-submit"),
+               COURSE_HUB_ON_SUBMIT=ASSIGNMENT, COURSE_HUB_ON_SUBMIT_PER_HOUR=str(PER_HOUR),
                COURSE_HUB_INSTRUCTOR=INSTRUCTOR, COURSE_HUB_LEARNERS=f"{GOOD},{BUGGY}",
                COURSE_HUB_PASSWORD=PASSWORD, **{k: str(v) for k, v in ports.items()},
                PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}")
-    log = open(state / "jupyterhub.log", "w")
+    env.pop("TMPDIR", None)
+    log = open(base / "jupyterhub.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "jupyterhub", "-f", str(HUB_DIR / "jupyterhub_config.py")],
-        cwd=state, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        [str(HUB_PYTHON), "-m", "jupyterhub", "-f", str(HUB_DIR / "jupyterhub_config.py")],
+        cwd=base / "state", env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     log.close()
     return process, f"http://127.0.0.1:{port}"
 
@@ -123,7 +215,7 @@ def own_processes(process):
 
 
 def stop_hub(process, seen):
-    """Stop the hub (SIGTERM: it stops the proxy, the service and the users' servers), then
+    """Stop the hub (SIGTERM: it stops the proxy, the services and the users' servers), then
     make sure that every process it ever had is gone, by process id."""
     seen.update(own_processes(process))
     if process.poll() is None:
@@ -154,6 +246,19 @@ def listening_addresses(processes):
             pass
     return addresses
 
+
+def service_process(hub):
+    """The grading-on-submit service's process (a child of the hub)."""
+    for proc in own_processes(hub)[1:]:
+        try:
+            if "course_grading.on_submit" in proc.cmdline() and "serve" in proc.cmdline():
+                return proc
+        except psutil.NoSuchProcess:
+            pass
+    return None
+
+
+# --- the browser ---------------------------------------------------------------------------
 
 def log_in(browser, base, user):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -202,12 +307,29 @@ def fetch_assignment(page):
     return panel
 
 
-def submit_assignment(page):
+def submit_assignment(page, submissions_before=0):
+    """Press Submit in the Assignments tab; wait until it lists one submission more."""
     panel = assignment_list(page)
     panel.locator("#fetched_assignments_list .list_item", has_text=ASSIGNMENT).first.get_by_role(
         "button", name="Submit").click()
-    expect(panel.locator("#submitted_assignments_list .list_item", has_text=ASSIGNMENT).first).to_be_visible(
-        timeout=60_000)
+    expect(panel.locator("#submitted_assignments_list .nested_list_item")).to_have_count(
+        submissions_before + 1, timeout=60_000)
+
+
+def fetch_feedback(page, base, user, home, timestamp):
+    """Press Fetch Feedback in the Assignments tab and open the feedback of the submission
+    made at ``timestamp``; returns the feedback's browser page."""
+    panel = assignment_list(page)
+    panel.locator("#refresh_assignments_list").click()
+    submission = panel.locator("#submitted_assignments_list .nested_list_item", has_text=timestamp)
+    expect(submission).to_contain_text("(feedback available to fetch)", timeout=60_000)
+    panel.locator("#submitted_assignments_list .list_item", has_text=ASSIGNMENT).first.get_by_role(
+        "button", name=re.compile("Fetch Feedback", re.I)).click()
+    expect(submission).to_contain_text("(view feedback)", timeout=60_000)
+    feedback = home / ASSIGNMENT / "feedback" / timestamp / "backprop.html"
+    view = page.context.new_page()
+    view.goto(f"{base}/user/{user}/files/{feedback.relative_to(home)}")
+    return view
 
 
 def wait_for_kernel(page):
@@ -218,12 +340,9 @@ def wait_for_kernel(page):
         }""", timeout=STARTUP_TIMEOUT * 1000, polling=250)
 
 
-def start_run_all(page):
+def run_all(page):
     wait_for_kernel(page)
     menu(page, "Run", "Run All Cells")
-
-
-def wait_for_run_all(page):
     page.wait_for_function(
         """() => {
             const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
@@ -237,38 +356,18 @@ def wait_for_run_all(page):
     assert errors.count() == 0, errors.first.inner_text()
 
 
-def press_validate(page):
-    page.locator(".jp-NotebookPanel-toolbar").get_by_role("button", name="Validate").click()
-
-
-def validation_result(page):
-    dialog = page.locator(".jp-Dialog")
-    dialog.wait_for(timeout=VALIDATE_TIMEOUT_MS)
-    return dialog
-
-
-def answered(release_notebook, answers):
-    return examples.fill_in(release_notebook, answers)
-
-
-def learner_notebook(state, user, name):
-    return state / "home" / user / ASSIGNMENT / f"{name}.ipynb"
-
-
 def shot(page, name):
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-WRITTEN_ANSWER = "ex1a_softmax_answer"
-
-
 def wait_until(condition, what, timeout=60):
-    """Poll ``condition`` (a state on disk or in the gradebook) until it holds."""
+    """Poll ``condition`` (a state on disk) until it holds; returns its value."""
     deadline = time.monotonic() + timeout
-    while not condition():
+    while not (value := condition()):
         if time.monotonic() > deadline:
             pytest.fail(f"timed out waiting for {what}")
         time.sleep(0.2)
+    return value
 
 
 def hidden_test_lines(source_notebook):
@@ -286,20 +385,46 @@ def hidden_test_lines(source_notebook):
     return sorted(lines)
 
 
-def grades_by_cell(course):
-    """``{(student, notebook, grade_id): score}`` of every graded cell, through nbgrader's API."""
-    from nbgrader.api import Gradebook
-
-    scores = {}
-    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        for submission in gradebook.assignment_submissions(ASSIGNMENT):
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    scores[(submission.student.id, notebook.name, grade.name)] = grade.score
-    return scores
+def service_state(base):
+    path = base / "on-submit" / "state.json"
+    return json.loads(path.read_text()) if path.exists() else {"history": [], "running": {}, "queued": {}}
 
 
-def test_course_on_jupyterhub(tmp_path):
+def gradings(base, learner):
+    """The submissions (timestamps) of ``learner`` the service graded, one entry per grading."""
+    return [entry["submitted_at"] for entry in service_state(base)["history"]
+            if entry["learner"] == learner and entry["outcome"] == "graded"]
+
+
+def newest_submission(base, learner):
+    """The timestamp of ``learner``'s newest submission in the exchange (as root sees it)."""
+    names = sorted((base / "exchange" / "backprop" / "inbound").glob(f"{learner}+{ASSIGNMENT}+*"))
+    return names[-1].name.rsplit("+", 3)[2] if names else None
+
+
+def check_feedback_page(view, user, source):
+    text = view.locator("body").inner_text()
+    assert "HIDDEN TESTS" not in text
+    shown = [line for line in hidden_test_lines(source) if line in text]
+    assert shown == [], f"hidden test code in the feedback of {user}: {shown}"
+    assert re.search(r"Score: [\d.]+ / [\d.]+", text), text[:2000]
+    return text
+
+
+def denied(user, *command):
+    """Run ``command`` as ``user``; assert it was refused for lack of permission."""
+    result = as_user(user, *command, check=False, timeout=60)
+    assert result.returncode != 0 and "Permission denied" in result.stderr, (
+        f"{' '.join(command)} as {user}: exit {result.returncode}\n{result.stdout[:500]}\n{result.stderr}")
+
+
+def test_course_on_jupyterhub_one_account_per_user():
+    if os.geteuid() != 0:
+        pytest.fail("The hub test runs as root: it creates an OS account for each user and starts "
+                    "JupyterHub with LocalProcessSpawner.")
+    if not HUB_PYTHON.exists():
+        pytest.fail(f"{HUB_PYTHON} not found: run `make hub` (or `make test`), which makes the hub's "
+                    "environment from /usr/bin/python3.")
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium or set CHROMIUM.")
     if proxy_command() is None:
@@ -309,23 +434,34 @@ def test_course_on_jupyterhub(tmp_path):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for old in ARTIFACTS.glob("*.png"):
         old.unlink()
-    state = tmp_path / "hub"
-    course = tmp_path / "course"
-    state.mkdir()
-    shutil.copytree(COURSE_DIR / "source" / ASSIGNMENT, course / "source" / ASSIGNMENT,
-                    ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
-    shutil.copy(COURSE_DIR / "nbgrader_config.py", course)
-    env = instructor_env(state, course)
-    for user in (GOOD, BUGGY, INSTRUCTOR):
-        home = state / "home" / user
-        write_lab_settings(home / ".jupyter" / "lab" / "user-settings")
+    remove_test_accounts()  # of an interrupted run
     seen = set()
     with ExitStack() as cleanup:
-        hub, base = start_hub(state, course)
+        # Every account may pass through the test's folder (not list it); homes 0700.
+        base = Path(tempfile.mkdtemp(prefix="course-hub-", dir="/tmp"))
+        cleanup.callback(shutil.rmtree, base, True)
+        base.chmod(0o711)
+        cleanup.callback(remove_test_accounts)
+        create_accounts(base / "home")
+        (base / "state").mkdir(mode=0o700)
+        exchange = base / "exchange"
+        exchange.mkdir()
+        exchange.chmod(0o1777)
+        (base / "on-submit").mkdir()
+        chown_tree(base / "on-submit", INSTRUCTOR)
+        (base / "on-submit").chmod(0o700)
+        course = base / "home" / INSTRUCTOR / "course"
+        short_course(course)
+        chown_tree(course, INSTRUCTOR)
+        source = course / "source" / ASSIGNMENT / "backprop.ipynb"
+        homes = {user: base / "home" / user for user in USERS}
+        env = instructor_env(base, course)
+
+        hub, base_url = start_hub(base, course)
         cleanup.callback(lambda: stop_hub(hub, seen))
-        # The release is made while the hub starts.
+        # The release is made, as the instructor, while the hub starts.
         release = subprocess.Popen(
-            [sys.executable, "-c",
+            [RUNUSER, "-u", INSTRUCTOR, "--", str(HUB_PYTHON), "-c",
              "import subprocess, sys\n"
              "for step in (['generate_assignment', 'backprop', '--force'], ['release_assignment', 'backprop', '--force']):\n"
              "    subprocess.run([sys.executable, '-m', 'nbgrader', *step], check=True)"],
@@ -335,122 +471,139 @@ def test_course_on_jupyterhub(tmp_path):
         playwright = cleanup.enter_context(sync_playwright())
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         cleanup.callback(browser.close)
-        wait_for_hub(hub, base, state / "jupyterhub.log")
+        wait_for_hub(hub, base_url, base / "jupyterhub.log")
         output, _ = release.communicate(timeout=STARTUP_TIMEOUT)
         assert release.returncode == 0, output
-        good, buggy = log_in(browser, base, GOOD), log_in(browser, base, BUGGY)
+        good, buggy = log_in(browser, base_url, GOOD), log_in(browser, base_url, BUGGY)
+        pages = {"alice": good, "bob": buggy}
         try:
+            # Each server runs as its user's account.
+            servers = {proc.username() for proc in own_processes(hub)
+                       if "jupyterhub-singleuser" in " ".join(proc.cmdline())}
+            assert servers == {GOOD, BUGGY}, servers
             # Learners see no instructor tools.
             good.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Nbgrader$")).click()
             expect(good.locator(".lm-Menu-itemLabel", has_text="Assignment List")).to_be_visible()
             expect(good.locator(".lm-Menu-itemLabel", has_text=re.compile("^Formgrader$"))).to_have_count(0)
             good.keyboard.press("Escape")
-
             for page in (good, buggy):
                 fetch_assignment(page)
             shot(good, "01_learner_fetched")
 
-            # alice answers both notebooks (the instructor's answers), bob flips a sign.
-            source = course / "source" / ASSIGNMENT
-            for name in NOTEBOOKS:
-                path = learner_notebook(state, GOOD, name)
-                nbformat.write(answered(path, examples.model_answers(source / f"{name}.ipynb")), path)
-            bob_answers = examples.model_answers(source / "backprop.ipynb")
+            # alice answers (the instructor's answers), bob flips a sign; written as themselves.
+            answers = examples.model_answers(source)
+            bob_answers = dict(answers)
             bob_answers[examples.GRADIENT_CELL] = (PROJECT_DIR / "demo" / "submissions" / "flipped_sign.py").read_text()
-            path = learner_notebook(state, BUGGY, "backprop")
-            nbformat.write(answered(path, bob_answers), path)
-
-            # Both notebooks run at once, each in its own tab.
-            tabs = {name: open_lab_page(good, base, GOOD, f"{ASSIGNMENT}/{name}.ipynb") for name in NOTEBOOKS}
-            for tab in tabs.values():
-                start_run_all(tab)
+            for user, given in ((GOOD, answers), (BUGGY, bob_answers)):
+                path = homes[user] / ASSIGNMENT / "backprop.ipynb"
+                nbformat.write(examples.fill_in(path, given), path)
+                chown_tree(path, user)
             submit_assignment(buggy)
-            for name, tab in tabs.items():
-                wait_for_run_all(tab)
-                press_validate(tab)
-            for name, tab in tabs.items():
-                dialog = validation_result(tab)
-                expect(dialog).to_contain_text("Success! Your notebook passes all the tests.")
-                shot(tab, f"02_validate_{name}")
-                dialog.get_by_role("button", name="OK").click()
-            # Lab saved the notebooks (Validate saves first), with checkpoints beside them.
-            assert (state / "home" / GOOD / ASSIGNMENT / ".ipynb_checkpoints").is_dir()
+            tab = open_lab_page(good, base_url, GOOD, f"{ASSIGNMENT}/backprop.ipynb")
+            run_all(tab)
+            tab.locator(".jp-NotebookPanel-toolbar").get_by_role("button", name="Validate").click()
+            dialog = tab.locator(".jp-Dialog")
+            dialog.wait_for(timeout=VALIDATE_TIMEOUT_MS)
+            expect(dialog).to_contain_text("Success! Your notebook passes all the tests.")
+            shot(tab, "02_validate")
+            dialog.get_by_role("button", name="OK").click()
+            tab.close()
             submit_assignment(good)
             shot(good, "03_learner_submitted")
 
-            # The instructor collects and grades, twice.
-            nbgrader(env, course, "collect", ASSIGNMENT)
-            for student in (GOOD, BUGGY):
-                assert (course / "submitted" / student / ASSIGNMENT / "backprop.ipynb").exists()
-                leftovers = list((course / "submitted" / student / ASSIGNMENT).rglob(".ipynb_checkpoints"))
-                assert leftovers == [], leftovers
-            nbgrader_copy = tmp_path / "nbgrader-course"
-            shutil.copytree(course, nbgrader_copy)
-            autograde = subprocess.Popen(
-                [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force"],
-                cwd=nbgrader_copy, env=dict(env, COURSE_ROOT=str(nbgrader_copy)),
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, stdin=subprocess.DEVNULL)
-            cleanup.callback(lambda: autograde.poll() is None and autograde.kill())
-            graded = subprocess.run([sys.executable, "-m", "course_grading.grade", ASSIGNMENT,
-                                     "--course", str(course)], cwd=course, env=env,
-                                    capture_output=True, text=True, timeout=GRADE_TIMEOUT)
-            assert graded.returncode == 0, graded.stdout + graded.stderr
-            autograde_output, _ = autograde.communicate(timeout=GRADE_TIMEOUT)
-            assert autograde.returncode == 0, autograde_output
-            assert "checksum" not in autograde_output.lower(), autograde_output
-            ours, theirs = grades_by_cell(course), grades_by_cell(nbgrader_copy)
-            assert ours == theirs
-            assert ours[(BUGGY, "backprop", "test_gradient_training_set")] == 0
-            assert ours[(GOOD, "backprop", "test_gradient_training_set")] == 2
-
-            # A written answer graded by hand, in formgrader inside JupyterLab.
-            teacher = log_in(browser, base, INSTRUCTOR)
-            menu(teacher, "Nbgrader", "Formgrader")
-            frame = teacher.frame_locator("iframe").first
-            expect(frame.locator("body")).to_contain_text("Manage Assignments", timeout=60_000)
-            shot(teacher, "04_formgrader_in_lab")
-            frame.get_by_role("link", name="Manual Grading").click()
-            frame.get_by_role("link", name=ASSIGNMENT, exact=True).click()
-            frame.get_by_role("link", name="backprop", exact=True).click()
-            # Rows show "Submission #n"; the learner's name is in a hidden link of the row.
-            frame.locator("tr", has=frame.locator("a.name-shown", has_text=GOOD)).locator("a.name-hidden").click()
-            score = frame.locator(f"input#{WRITTEN_ANSWER}")
-            expect(score).to_be_visible(timeout=60_000)
-            score.fill("1.5")
-            score.press("Tab")  # formgrader saves when the field is left
-            wait_until(lambda: grades_by_cell(course)[(GOOD, "backprop", WRITTEN_ANSWER)] == 1.5,
-                       "the manual grade to be saved")
-            shot(teacher, "05_formgrader_manual_grade")
-
-            output = nbgrader(env, course, "generate_feedback", ASSIGNMENT, "--force")
-            assert "not recognized" not in output, output
-            nbgrader(env, course, "release_feedback", ASSIGNMENT)
-
-            for user, page in ((GOOD, good), (BUGGY, buggy)):
-                panel = assignment_list(page)
-                panel.locator("#submitted_assignments_list .list_item", has_text=ASSIGNMENT).first.get_by_role(
-                    "button", name=re.compile("Fetch Feedback", re.I)).click()
-                expect(panel.get_by_text("(view feedback)").first).to_be_visible(timeout=60_000)
-                feedback = sorted((state / "home" / user / ASSIGNMENT / "feedback").rglob("backprop.html"))[-1]
-                relative = feedback.relative_to(state / "home" / user)
-                view = page.context.new_page()
-                view.goto(f"{base}/user/{user}/files/{relative}")
+            # Graded on submit: nobody but the service does anything.
+            for user in (GOOD, BUGGY):
+                wait_until(lambda: gradings(base, user) == [newest_submission(base, user)],
+                           f"the service to grade {user}'s submission", GRADE_TIMEOUT)
+            texts = {}
+            for user in (GOOD, BUGGY):
+                view = fetch_feedback(pages[user], base_url, user, homes[user], newest_submission(base, user))
                 # MathJax from the hub's service typesets the page's maths.
                 view.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue "
                                        "&& MathJax.Hub.queue.pending === 0 && MathJax.Hub.queue.running === 0"
                                        " && document.querySelector('.MathJax_CHTML, .MathJax') !== null",
                                        timeout=60_000, polling=250)
-                text = view.locator("body").inner_text()
-                shot(view, f"06_feedback_{user}")
-                assert "$" not in text, "raw LaTeX in the feedback page"
-                assert "HIDDEN TESTS" not in text
-                shown = [line for line in hidden_test_lines(source / "backprop.ipynb") if line in text]
-                assert shown == [], f"hidden test code in the feedback of {user}: {shown}"
-                assert re.search(r"Score: [\d.]+ / [\d.]+", text), text[:2000]
-                if user == BUGGY:
-                    assert "its sign is flipped" in text, text[:3000]
-                else:
-                    assert "its sign is flipped" not in text
+                texts[user] = check_feedback_page(view, user, source)
+                shot(view, f"04_feedback_{user}")
+                view.close()
+            assert "its sign is flipped" in texts[BUGGY], texts[BUGGY][:3000]
+            assert "its sign is flipped" not in texts[GOOD]
+
+            # bob submits again; the service is killed while grading it, and started again by the hub.
+            submit_assignment(buggy, 1)
+            second = newest_submission(base, BUGGY)
+            running = wait_until(lambda: service_state(base)["running"].get(BUGGY, {}).get("pid"),
+                                 "bob's second grading to start", 120)
+            killed = service_process(hub)
+            assert killed is not None and killed.username() == INSTRUCTOR, killed
+            job = psutil.Process(running)
+            time.sleep(2)  # into the grading (collect done, course-grade running)
+            assert job.is_running() and service_state(base)["running"][BUGGY]["submitted_at"] == second
+            os.kill(killed.pid, signal.SIGKILL)
+            psutil.wait_procs([killed, job], timeout=30)
+            assert not job.is_running(), "the grading job outlived the killed service"
+            restarted = wait_until(lambda: (p := service_process(hub)) is not None and p.pid != killed.pid and p,
+                                   "the hub to start the service again", RESTART_TIMEOUT)
+            wait_until(lambda: second in gradings(base, BUGGY), "the interrupted grading to finish", GRADE_TIMEOUT)
+            time.sleep(3)  # a second grading of it, if there were one, would start now
+            assert gradings(base, BUGGY) == [gradings(base, BUGGY)[0], second], service_state(base)["history"]
+            assert service_process(hub).pid == restarted.pid
+            fetch_feedback(buggy, base_url, BUGGY, homes[BUGGY], second).close()
+
+            # Past the hourly limit: bob is told when his next submission will be graded.
+            submit_assignment(buggy, 2)
+            third = newest_submission(base, BUGGY)
+            wait_until(lambda: service_state(base)["queued"].get(f"{BUGGY}/{ASSIGNMENT}", {}).get(
+                "told_wait_for") == third, "bob to be told when his submission will be graded", 120)
+            view = fetch_feedback(buggy, base_url, BUGGY, homes[BUGGY], third)
+            notice = view.locator("body").inner_text()
+            shot(view, "05_feedback_later_bob")
+            assert re.search(r"will be graded at \d\d:\d\d", notice), notice
+            assert third not in gradings(base, BUGGY)
+
+            # What alice cannot read, from her terminal; each target exists (as root sees it).
+            bob_feedback = sorted((homes[BUGGY] / ASSIGNMENT / "feedback").rglob("backprop.html"))[0]
+            targets = [source, course / "gradebook.db", homes[BUGGY] / ASSIGNMENT / "backprop.ipynb", bob_feedback,
+                       course / "submitted" / BUGGY / ASSIGNMENT / "backprop.ipynb",
+                       course / "feedback" / BUGGY / ASSIGNMENT / "backprop.html",
+                       base / "on-submit" / "state.json"]
+            for target in targets:
+                assert target.is_file(), target
+                denied(GOOD, "cat", str(target))
+            for folder in (homes[BUGGY], course, exchange / "backprop" / "inbound", exchange / "backprop" / "feedback"):
+                denied(GOOD, "ls", str(folder))
+            # ... while her own feedback and the released notebook are hers to read.
+            own = sorted((homes[GOOD] / ASSIGNMENT / "feedback").rglob("backprop.html"))[0]
+            assert "Score:" in as_user(GOOD, "cat", str(own)).stdout
+            as_user(GOOD, "cat", str(exchange / "backprop" / "outbound" / ASSIGNMENT / "backprop.ipynb"))
+
+            # In the browser: not the instructor's server, not the service's page.
+            for path in (f"/user/{INSTRUCTOR}/lab", f"/user/{INSTRUCTOR}/files/course/gradebook.db",
+                         "/services/on-submit/"):
+                response = good.request.get(f"{base_url}{path}", max_redirects=5)
+                assert response.status in (403, 404) or "/hub/" in response.url and "gradebook" not in response.text(), \
+                    (path, response.status, response.url)
+            forbidden = good.context.new_page()
+            forbidden.goto(f"{base_url}/services/on-submit/")
+            expect(forbidden.locator("body")).to_contain_text("403")
+            shot(forbidden, "06_learner_no_status_page")
+            forbidden.close()
+
+            # The instructor's status page: the gradings, the interrupted one once, bob waiting.
+            teacher = log_in(browser, base_url, INSTRUCTOR)
+            status = teacher.context.new_page()
+            status.goto(f"{base_url}/services/on-submit/")
+            expect(status.locator("h1")).to_have_text("Grading on submit", timeout=60_000)
+            rows = status.locator("#gradings tr")
+            expect(rows.filter(has_text=GOOD).filter(has_text="graded")).to_have_count(1)
+            expect(rows.filter(has_text=BUGGY).filter(has_text="graded")).to_have_count(2)
+            expect(status.locator("#queue")).to_contain_text("over the hourly limit")
+            shot(status, "07_status_page")
+            # Formgrader inside the instructor's JupyterLab (the iframe is not blank).
+            menu(teacher, "Nbgrader", "Formgrader")
+            expect(teacher.frame_locator("iframe").first.locator("body")).to_contain_text(
+                "Manage Assignments", timeout=60_000)
+
             # Only loopback addresses were listened on by anything started here.
             processes = own_processes(hub)
             seen.update(processes)
@@ -458,11 +611,17 @@ def test_course_on_jupyterhub(tmp_path):
             assert addresses, "no listening sockets found: the check would prove nothing"
             assert {ip for _, ip, _ in addresses} <= {"127.0.0.1"}, addresses
         except BaseException:
-            for name, page in (("failure_alice", good), ("failure_bob", buggy)):
+            for name, page in pages.items():
                 try:
-                    shot(page, name)
+                    shot(page, f"failure_{name}")
                 except Exception:
                     pass
+            print((base / "jupyterhub.log").read_text()[-6000:])
+            for log in (base / "on-submit").glob("*.jobs/*.log"):
+                print(log.name, log.read_text()[-3000:])
             raise
+        uids = {pwd.getpwnam(user).pw_uid for user in USERS}
     left = [p for p in seen if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert left == [], left
+    assert account_processes(uids) == []
+    assert not [entry for entry in pwd.getpwall() if entry.pw_gecos == ACCOUNT_COMMENT]
