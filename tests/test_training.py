@@ -5,10 +5,9 @@ import warnings
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from course_utils import a2, format_report, initial_model, loss, model_to_theta, progress, theta_to_model, train
-from course_utils.training import _BothSplitsClassInput
 
 pytestmark = pytest.mark.fast  # no nbgrader run, no browser
 
@@ -24,7 +23,7 @@ MOMENTUM_RUN = {  # a2(0, 10, 30, 1.0, 0.9, False, 10)
 
 @pytest.fixture(params=[1, 2], ids=["1 BLAS thread", "2 BLAS threads"])
 def threads(request):
-    """Train on one BLAS thread, or on two: then train computes the losses on threads of its own."""
+    """Call train with BLAS on one thread or on two (train holds it to one while it runs)."""
     with threadpool_limits(limits=request.param, user_api="blas"):
         yield request.param
 
@@ -139,49 +138,24 @@ def test_two_threads_train_to_the_same_numbers_as_one(datas, solution):
             runs[threads] = train(solution, 0.001, 30, 40, 0.35, 0.9, True, 100, datas=datas,
                                   check_gradient=False)
     one, two = runs[1], runs[2]
+    # train holds BLAS to one thread, so every number is the same to the bit.
     np.testing.assert_array_equal(model_to_theta(one.model), model_to_theta(two.model))
     assert one.metrics == two.metrics and one.best_iteration == two.best_iteration
-    np.testing.assert_allclose(two.training_losses, one.training_losses, rtol=1e-15, atol=0)
-    np.testing.assert_allclose(two.validation_losses, one.validation_losses, rtol=1e-15, atol=0)
+    assert one.training_losses == two.training_losses and one.validation_losses == two.validation_losses
 
 
-@pytest.mark.parametrize("n_hid", [10, 200])
-def test_every_cut_between_the_threads_gives_the_same_class_input(datas, n_hid):
-    # The cut moves with the clock; each case's numbers must not.
-    both_inputs = np.hstack([datas["train"]["inputs"], datas["val"]["inputs"]])
-    weights = initial_model(n_hid)
-    with threadpool_limits(limits=1, user_api="blas"):
-        with _BothSplitsClassInput(weights, both_inputs, 1) as one_thread:
-            one_thread.start()
-            expected = one_thread.finish().copy()
-        with _BothSplitsClassInput(weights, both_inputs, 2) as two_threads:
-            assert two_threads.threaded
-            widest = both_inputs.shape[1] - two_threads.smallest
-            for own_width in sorted({0, 8, two_threads.smallest, 1000, widest - 8, widest}):
-                two_threads.own_width = own_width
-                two_threads.start()
-                class_input = two_threads.finish()
-                np.testing.assert_array_equal(class_input, expected, err_msg=f"cut at {own_width}")
+def test_train_holds_blas_to_one_thread_and_restores_it(datas, solution):
+    seen = []
 
+    def recording(model, data, wd_coefficient):
+        seen.append(max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas"))
+        return solution(model, data, wd_coefficient)
 
-def test_threads_that_cannot_start_leave_the_work_to_the_calling_thread(datas, monkeypatch):
-    from concurrent.futures import ThreadPoolExecutor
-
-    both_inputs = np.hstack([datas["train"]["inputs"], datas["val"]["inputs"]])
-    weights = initial_model(30)
-    with threadpool_limits(limits=1, user_api="blas"):
-        with _BothSplitsClassInput(weights, both_inputs, 1) as one_thread:
-            one_thread.start()
-            expected = one_thread.finish().copy()
-
-        def refuse(self, *args, **kwargs):
-            raise RuntimeError("can't start new thread")
-
-        monkeypatch.setattr(ThreadPoolExecutor, "submit", refuse)
-        with _BothSplitsClassInput(weights, both_inputs, 2) as no_threads:
-            assert not no_threads.threaded and no_threads.own_width == both_inputs.shape[1]
-            no_threads.start()
-            np.testing.assert_array_equal(no_threads.finish(), expected)
+    with threadpool_limits(limits=2, user_api="blas"):
+        train(recording, 0, 10, 3, 0.01, 0, False, 10, datas=datas)
+        after = max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+    assert seen and set(seen) == {1}
+    assert after == 2
 
 
 def counting(gradient_fn, calls, fail_on_call=None):
@@ -193,21 +167,37 @@ def counting(gradient_fn, calls, fail_on_call=None):
     return counted
 
 
-def test_the_gradient_computed_ahead_is_thrown_away_when_training_stops(datas, solution, threads):
-    calls = []
-    stop_at_4 = lambda iteration, *losses: "stop" if iteration == 4 else None  # noqa: E731
-    result = train(counting(solution, calls, fail_on_call=5), 0, 10, 30, 0.01, 0, False, 10,
-                   datas=datas, check_gradient=False, callback=stop_at_4)
-    # On two threads the fifth call ran ahead, while the fourth iteration's losses were computed;
-    # its error is not raised, as the fifth iteration never came.
-    assert len(calls) == (5 if threads == 2 else 4)
+def test_the_gradient_is_called_once_per_iteration_after_the_previous_callback(datas, solution, threads):
+    events = []
+
+    def recording_gradient(model, data, wd_coefficient):
+        events.append(("gradient", data["inputs"][0, 0], float(model_to_theta(model) @ model_to_theta(model))))
+        return solution(model, data, wd_coefficient)
+
+    def recording_callback(iteration, training_loss, validation_loss):
+        events.append(("callback", iteration))
+        return "stop" if iteration == 4 else None
+
+    result = train(recording_gradient, 0, 10, 30, 0.01, 0, False, 10, datas=datas, check_gradient=False,
+                   callback=recording_callback)
+    assert [event[0] for event in events] == ["gradient", "callback"] * 4
+    assert [event[1] for event in events[1::2]] == [1, 2, 3, 4]
+    # Each call sees its own iteration's mini-batch and the weights the previous step left.
+    inputs = datas["train"]["inputs"]
+    assert [event[1] for event in events[0::2]] == [inputs[0, 0], inputs[0, 10], inputs[0, 20], inputs[0, 30]]
     reference = train(solution, 0, 10, 4, 0.01, 0, False, 10, datas=datas, check_gradient=False)
-    assert result.training_losses == pytest.approx(reference.training_losses, rel=1e-15, abs=0)
+    assert result.training_losses == pytest.approx(reference.training_losses, rel=0, abs=1e-12)
     np.testing.assert_array_equal(model_to_theta(result.model), model_to_theta(reference.model))
-    # Without the stop, the same error comes at the fifth iteration, as on one thread.
+    assert events[0][2] == float(model_to_theta(initial_model(10)) @ model_to_theta(initial_model(10)))
+    assert len({event[2] for event in events[0::2]}) == 4
+
+
+def test_an_error_in_the_gradient_stops_training_at_its_iteration(datas, solution, threads):
+    calls, callbacks = [], []
     with pytest.raises(ValueError, match="a learner's error"):
-        train(counting(solution, [], fail_on_call=5), 0, 10, 30, 0.01, 0, False, 10,
-              datas=datas, check_gradient=False)
+        train(counting(solution, calls, fail_on_call=5), 0, 10, 30, 0.01, 0, False, 10,
+              datas=datas, check_gradient=False, callback=lambda iteration, *losses: callbacks.append(iteration))
+    assert len(calls) == 5 and callbacks == [1, 2, 3, 4]
 
 
 def plain_gradient(model, data, wd_coefficient):
@@ -346,7 +336,7 @@ def test_a_training_progress_bar_counts_the_iterations(datas, capfd, monkeypatch
 
 @pytest.mark.parametrize("n_train, n_val, batch_size", [(997, 1000, 100), (1000, 995, 100), (2, 1, 2)])
 def test_any_number_of_cases_trains_to_the_same_numbers_on_one_thread_and_two(datas, solution, n_train, n_val, batch_size):
-    # Blocks of cases are cut at multiples of 8: the cases beyond them must count too.
+    # Splits of any size, down to a single case.
     few = {"train": {key: datas["train"][key][:, :n_train] for key in ("inputs", "target")},
            "val": {key: datas["val"][key][:, :n_val] for key in ("inputs", "target")},
            "test": datas["test"]}
