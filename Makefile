@@ -31,7 +31,10 @@ data: $(STAMP)
 	@$(PYTHON) -m course_utils
 
 # Release, autograde the example submissions, feedback, grades table (see README).
-demo: $(STAMP) data
+# With npm, MathJax is installed as for the hub (hub-assets), so that the feedback pages
+# show their maths opened from disk with no internet; without npm they load it from a CDN.
+NPM := $(shell command -v npm)
+demo: $(STAMP) data $(if $(NPM),hub-assets)
 	$(PYTHON) -m demo.pipeline
 
 # All tests; the slow files two at a time (pytest-xdist, one file per worker: a file's
@@ -88,7 +91,7 @@ $(HUB_STAMP): pyproject.toml
 
 # The proxy and MathJax, from npm, into hub/node_modules (not committed).
 hub-assets: hub/node_modules/.installed
-hub/node_modules/.installed: hub/package.json | system-packages
+hub/node_modules/.installed: hub/package.json | $(if $(NPM),,system-packages)
 	cd hub && npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 

@@ -35,6 +35,10 @@ from course_grading.gradebook_sync import put_alembic_on_path
 from .examples import ASSIGNMENT, EXAMPLES, write_submissions
 
 COURSE = Path(__file__).resolve().parent.parent / "notebooks"
+#: MathJax 2 from npm (``make hub-assets``), and the template that points the feedback
+#: pages at it (``feedback/mathjax``, a link to that folder).
+MATHJAX = Path(__file__).resolve().parent.parent / "hub" / "node_modules" / "mathjax"
+FEEDBACK_TEMPLATES = Path(__file__).resolve().parent / "share"
 # The grade table fits a terminal this wide.
 TABLE_WIDTH = 100
 
@@ -43,8 +47,10 @@ class PipelineError(RuntimeError):
     """An nbgrader step failed; the message holds its output."""
 
 
-def nbgrader(course_root, *arguments):
+def nbgrader(course_root, *arguments, jupyter_path=None):
     """Run one nbgrader command in the course folder; returns its combined output.
+
+    ``jupyter_path``: a folder put first on ``JUPYTER_PATH`` (where templates are found).
 
     Raises
     ------
@@ -57,6 +63,9 @@ def nbgrader(course_root, *arguments):
     env.setdefault("OPENBLAS_NUM_THREADS", "1")
     env.setdefault("OMP_NUM_THREADS", "1")
     env.setdefault("MPLBACKEND", "Agg")
+    if jupyter_path is not None:
+        env["JUPYTER_PATH"] = os.pathsep.join([str(jupyter_path)] + [
+            folder for folder in env.get("JUPYTER_PATH", "").split(os.pathsep) if folder])
     completed = subprocess.run([sys.executable, "-m", "nbgrader", *arguments], cwd=course_root,
                                capture_output=True, text=True, env=env)
     output = completed.stdout + completed.stderr
@@ -102,11 +111,33 @@ def grade_examples(course_root, examples, settings, stream=sys.stdout):
     return failed
 
 
+def local_mathjax(course_root):
+    """Link ``feedback/mathjax`` to the MathJax installed from npm; returns whether it is there."""
+    if not (MATHJAX / "MathJax.js").is_file():
+        return False
+    folder = Path(course_root) / "feedback"
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / "mathjax"
+    target = os.path.relpath(MATHJAX, folder)
+    if not (link.is_symlink() and os.readlink(link) == target):
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        link.symlink_to(target, target_is_directory=True)
+    return True
+
+
 def feedback(course_root, students=None, assignment=ASSIGNMENT):
-    """Generate the feedback pages in ``feedback/<student>/<assignment>`` (all, or of ``students``)."""
+    """Generate the feedback pages in ``feedback/<student>/<assignment>`` (all, or of ``students``).
+
+    The pages load MathJax from ``feedback/mathjax`` (see :func:`local_mathjax`), so that they
+    show their maths opened from disk with no internet; without MathJax installed
+    (``make hub-assets``), from nbconvert's CDN.
+    """
+    templates = FEEDBACK_TEMPLATES if local_mathjax(course_root) else None
     if students is None:
-        return nbgrader(course_root, "generate_feedback", assignment, "--force")
-    return "".join(nbgrader(course_root, "generate_feedback", assignment, "--force", f"--student={student}")
+        return nbgrader(course_root, "generate_feedback", assignment, "--force", jupyter_path=templates)
+    return "".join(nbgrader(course_root, "generate_feedback", assignment, "--force", f"--student={student}",
+                            jupyter_path=templates)
                    for student in students)
 
 
@@ -235,6 +266,9 @@ def run(course_root=COURSE, examples=None, out=print, settings=None, only_these=
     step("Writing the example submissions", write_submissions, course_root, examples)
     step(f"Grading {len(examples)} submissions with course-grade", grade_examples, course_root, examples,
          settings)
+    if not (MATHJAX / "MathJax.js").is_file():
+        out(f"No MathJax in {MATHJAX} (make hub-assets installs it): the feedback pages will "
+            "load it from the internet to show their maths.")
     step("Generating feedback", feedback, course_root, students)
     csv_path = course_root / "grades.csv"
     step("Exporting grades", export, course_root, csv_path)

@@ -77,10 +77,12 @@ c.ClearSolutions.code_stub = {
 }
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE (replace this line with your answer)"
 
-# Feedback for learners: without the hidden tests' code, also not in tracebacks.
+# Feedback for learners: without the hidden tests' code, also not in tracebacks, and each
+# diagnosis of a wrong gradient once (later test cells point to it).
 c.GenerateFeedback.preprocessors = [
     "nbgrader.preprocessors.GetGrades",
     "course_grading.feedback.HideHiddenTests",
+    "course_grading.feedback.DiagnosisOnce",
     "course_grading.feedback.SanitizeMarkdown",
     "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor",
 ]
