@@ -111,6 +111,8 @@ def read_submission(root, file_limit=FILE_LIMIT, total_limit=TOTAL_LIMIT, releas
             notes.append(f"left out {name}: a copy of {original} (JupyterLab's Duplicate or Save As); "
                          f"only {original} is graded")
             continue
+        if release and name not in release:
+            continue  # not one of the assignment's notebooks: nbgrader does not grade it
         try:
             repaired = editors.repair_notebook(files[name], (release or {}).get(name))
         except ValueError as error:

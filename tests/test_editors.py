@@ -172,11 +172,12 @@ def test_intake_repairs_notebooks_and_leaves_out_stray_copies(course, answered, 
     (folder / "backprop.ipynb").write_text(cases.saved(cases.pasted_copy(answered, "test_keys_and_shapes")))
     (folder / "backprop-Copy1.ipynb").write_text(cases.saved(answered))
     (folder / ".ipynb_checkpoints" / "backprop-checkpoint.ipynb").write_text(cases.saved(answered))
-    untouched = folder / "untouched"
-    untouched.mkdir()
+    # A notebook of the learner's own, not the assignment's, is neither graded nor changed.
+    (folder / "scratch.ipynb").write_text(cases.older_jupyter(answered, 2))
     submission = intake.read_submission(folder, release={"backprop.ipynb": release_cells})
     assert submission.error is None
-    assert sorted(submission.files) == ["backprop.ipynb"]
+    assert sorted(submission.files) == ["backprop.ipynb", "scratch.ipynb"]
+    assert submission.files["scratch.ipynb"] == cases.older_jupyter(answered, 2).encode()
     assert submission.notes == [
         f"left out .ipynb_checkpoints{os.sep}: JupyterLab's automatic saves, never graded",
         "left out backprop-Copy1.ipynb: a copy of backprop.ipynb (JupyterLab's Duplicate or Save As); "
