@@ -86,19 +86,20 @@ class LearnerVerdicts:
     ignored: list = dataclasses.field(default_factory=list)
 
 
-def _plain_answer(value):
-    """An answer as short text (the key it is counted under), or None if it is not plain."""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, int):
+def _plain_answer(value, depth=0):
+    """An answer as short text (the key it is counted under), or None if it is not a number,
+    text, true/false, null or a small (nested) list of numbers."""
+    if value is None or isinstance(value, (bool, int)):
         return str(value)
     if isinstance(value, float):
         return f"{value:.6g}" if math.isfinite(value) else str(value)
     if isinstance(value, str):
         return value if len(value) <= MAX_ANSWER_CHARS else value[:MAX_ANSWER_CHARS - 1] + "…"
-    if isinstance(value, list) and len(value) <= 20 and all(
-            _plain_answer(item) is not None and not isinstance(item, (list, str)) for item in value):
-        return "[" + ", ".join(_plain_answer(item) for item in value) + "]"
+    if isinstance(value, list) and depth < 3 and len(value) <= 20:
+        items = [_plain_answer(item, depth + 1) if not isinstance(item, str) else None for item in value]
+        if None not in items:
+            text = "[" + ", ".join(items) + "]"
+            return text if len(text) <= MAX_ANSWER_CHARS else text[:MAX_ANSWER_CHARS - 1] + "…"
     return None
 
 
@@ -614,7 +615,10 @@ nav { margin: 0.6em 0 0.2em; display: flex; flex-wrap: wrap; gap: 0.3em 1em; }
 .card b { display: block; font-size: 1.5em; }
 table { border-collapse: collapse; width: 100%; margin: 0.4em 0 1em; }
 th, td { border-bottom: 1px solid var(--line); padding: 3px 8px; text-align: left; vertical-align: top;
-         overflow-wrap: anywhere; }
+         overflow-wrap: break-word; }
+th:first-child, td:first-child { min-width: 10em; }
+td.long, td:first-child { overflow-wrap: anywhere; }
+td.id { white-space: nowrap; }
 th { background: #f3f5f7; }
 td.num, th.num { text-align: right; white-space: nowrap; }
 .bad { color: var(--bad); } .ok { color: var(--ok); } .mid { color: var(--mid); }
@@ -642,7 +646,7 @@ ul.names { list-style: none; padding: 0; margin: 0; display: flex; flex-wrap: wr
 def _figure_image(figure, alt):
     """A matplotlib figure as an ``<img>`` holding its SVG (a data URL: nothing to fetch)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    figure.savefig(buffer, format="svg", metadata={"Date": None})
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     return f'<img src="data:image/svg+xml;base64,{data}" alt="{html.escape(alt)}">'
 
@@ -753,22 +757,31 @@ def _learner_lists(report):
     for status in (GRADED, FAILED, NOT_GRADED, NOT_SUBMITTED):
         group = by_status[status]
         if status == FAILED:
-            who = "".join(f"<div><b>{_e(l.student_id)}</b>: {_e(l.reason)}</div>" for l in group) \
-                or '<span class="muted">none</span>'
+            who = _by_reason([(l.student_id, l.reason) for l in group])
         elif status == GRADED:
             who = f"{len(group)} learners, listed below" if group else '<span class="muted">none</span>'
         else:
             who = _names([(l.student_id, None, "") for l in group])
-        out.append(f"<tr><td>{_e(status)}</td><td class=num>{len(group)}</td><td>{who}</td></tr>")
+        out.append(f"<tr><td>{_e(status)}</td><td class=num>{len(group)}</td><td class=long>{who}</td></tr>")
     late = [l for l in report.learners if l.seconds_late > 0 or l.late_penalty > 0]
     late_who = _names([(l.student_id, None, f"({_late_text(l)})") for l in late])
-    out.append(f"<tr><td>late</td><td class=num>{len(late)}</td><td>{late_who}</td></tr>")
+    out.append(f"<tr><td>late</td><td class=num>{len(late)}</td><td class=long>{late_who}</td></tr>")
     silent = [l for l in report.learners if l.status == GRADED and l.verdicts != RECORDED]
-    silent_who = "".join(f"<div><b>{_e(l.student_id)}</b>: {_e(l.verdict_problem)}</div>" for l in silent) \
-        or '<span class="muted">none</span>'
+    silent_who = _by_reason([(l.student_id, l.verdict_problem) for l in silent])
     out.append(f"<tr><td>graded, no verdicts recorded (no mistakes counted)</td><td class=num>{len(silent)}</td>"
-               f"<td>{silent_who}</td></tr></tbody></table>")
+               f"<td class=long>{silent_who}</td></tr></tbody></table>")
     return "\n".join(out)
+
+
+def _by_reason(pairs):
+    """``[(student_id, reason)]`` grouped by reason, the most frequent first."""
+    groups = collections.defaultdict(list)
+    for student, reason in pairs:
+        groups[reason].append(student)
+    if not groups:
+        return '<span class="muted">none</span>'
+    return "".join(f"<div><b>{_e(reason)}</b> ({len(students)}): {_names([(s, None, '') for s in students])}</div>"
+                   for reason, students in sorted(groups.items(), key=lambda item: (-len(item[1]), str(item[0]))))
 
 
 def _late_text(learner):
@@ -812,7 +825,7 @@ def _scores_section(report):
                    "<th class=num>graded</th><th class=num>to grade</th><th class=num>mean of graded</th>"
                    "</tr></thead><tbody>")
         for w in report.written:
-            out.append(f"<tr><td>{_e(w.grade_id)}</td><td>{_e(w.notebook)}</td><td class=num>{w.max_score:g}</td>"
+            out.append(f"<tr><td>{_e(w.grade_id)}</td><td class=id>{_e(w.notebook)}</td><td class=num>{w.max_score:g}</td>"
                        f"<td class=num>{w.graded}</td><td class=num>{w.to_grade}</td>"
                        f"<td class=num>{_number(w.mean_score)}</td></tr>")
         out.append("</tbody></table>")
@@ -832,7 +845,7 @@ def _cells_section(report):
     for cell in report.cells:
         rate = f"{cell.passed} ({100 * cell.pass_rate:.0f}%)"
         found = ", ".join(f"{_e(labels.get(name, name))} ({count})" for name, count in cell.mistakes.items())
-        out.append(f"<tr><td>{_e(cell.grade_id)}</td><td>{_e(cell.notebook)}</td><td class=num>{cell.max_score:g}"
+        out.append(f"<tr><td>{_e(cell.grade_id)}</td><td class=id>{_e(cell.notebook)}</td><td class=num>{cell.max_score:g}"
                    f"</td><td class=num>{rate}</td><td class=num>{cell.partly}</td><td class=num>{cell.failed}</td>"
                    f"<td class=num>{cell.notebook_missing}</td><td>{found}</td></tr>")
     out.append("</tbody></table>")
@@ -859,7 +872,7 @@ def _mistakes_section(report):
                           for name, count in list(m.combined_with.items())[:3])
         who = _names([(w["student_id"], w["feedback"], "") for w in m.who])
         out.append(f"<tr><td>{_e(m.label)}</td><td class=num>{m.learners}</td><td class=num>{m.alone}</td>"
-                   f"<td class=num>{m.combined}</td><td>{often}</td><td>{who}</td></tr>")
+                   f"<td class=num>{m.combined}</td><td>{often}</td><td class=long>{who}</td></tr>")
     out.append("</tbody></table>")
     if report.mistake_combinations:
         out.append("<h3>Combinations</h3><table><thead><tr><th>mistakes of one learner</th>"
@@ -904,7 +917,7 @@ def _learners_table(report):
         notes = "".join(f"<div>{_e(note[:300])}</div>" for note in l.verdict_notes[:5])
         out.append(f"<tr><td>{name}</td><td class=num>{l.auto_score:g}</td><td class=num>{l.score:g}</td>"
                    f"<td class=num>{l.written_to_grade}</td><td>{_e(_late_text(l))}</td><td>{mistakes}</td>"
-                   f"<td>{notes}</td></tr>")
+                   f"<td class=long>{notes}</td></tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
 

@@ -21,8 +21,8 @@ GRADIENT = "test_gradient_training_set"
 WHOLE = "test_whole_gradient"
 RATE = "test_best_rate_without_momentum"
 WD = "test_weight_decay"
-# A learner id that must be escaped in HTML and quoted in a link.
-ODD_NAME = "o'neil <b>&"
+# A learner id that must be escaped in HTML and quoted in a link, and wrapped on the page.
+ODD_NAME = "o'neil <b>&" + "-very-long" * 10
 
 CLASS = [
     # sign flipped alone, found in two cells (one learner, counted once); a right answer
@@ -202,6 +202,7 @@ def test_json_holds_the_numbers_of_the_page(written):
     assert data["counts"]["graded"] == 8 and len(data["learners"]) == 11
     page = html_path.read_text()
     assert ODD_NAME not in page and class_report.html.escape(ODD_NAME) in page
+    assert "the worker failed: the grading process was killed" in page
     assert "<script" not in page and "http://" not in page and "https://" not in page
 
 
@@ -213,7 +214,7 @@ def test_links_are_relative_to_another_output_folder(course, tmp_path, capsys):
     data = json.loads((output / "class_report_backprop.json").read_text())
     links = {who["student_id"]: who["feedback"] for m in data["mistakes"] for who in m["who"]}
     assert links["ann"] == "../../feedback/ann/backprop/backprop.html"
-    assert links[ODD_NAME] == "../../feedback/o%27neil%20%3Cb%3E%26/backprop/backprop.html"
+    assert links[ODD_NAME] == "../../feedback/o%27neil%20%3Cb%3E%26" + "-very-long" * 10 + "/backprop/backprop.html"
     assert os.path.isfile(output / Path(class_report.urllib.parse.unquote(links[ODD_NAME])))
 
 
@@ -249,14 +250,16 @@ def test_a_malformed_verdict_file_is_said_so_never_raised(tmp_path, text, proble
 @pytest.mark.fast
 def test_answers_that_are_not_plain_values_are_left_out(tmp_path):
     cells = [verdict("backprop", RATE, True, ["not_a_mistake", "sign_flipped"],
-                     answers={"rates": [0.1, 0.2], "nested": {"a": 1}, "long": "x" * 500, "nan": float("nan")})]
+                     answers={"rates": [0.1, 0.2], "nested": {"a": 1}, "long": "x" * 500, "nan": float("nan"),
+                              "sizes": [[1, 2], [3, 4]], "none": None, "texts": ["a"]})]
     (tmp_path / class_report.VERDICT_FILE).write_text(json.dumps(
         {"format": 1, "assignment_id": "backprop", "student_id": "s", "cells": cells, "notes": []}))
     found = read_verdicts(tmp_path, "backprop", "s")
     assert found.status == RECORDED
     assert found.cells[0].mistakes == ["sign_flipped"]
-    assert found.cells[0].answers == {"rates": "[0.1, 0.2]", "long": "x" * 79 + "…", "nan": "nan"}
-    assert len(found.ignored) == 2
+    assert found.cells[0].answers == {"rates": "[0.1, 0.2]", "long": "x" * 79 + "…", "nan": "nan",
+                                      "sizes": "[[1, 2], [3, 4]]", "none": "None"}
+    assert len(found.ignored) == 3
 
 
 # --- in a real browser ---------------------------------------------------------------------
