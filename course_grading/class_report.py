@@ -669,6 +669,7 @@ def _score_plot(report):
             axes.bar([x + shift for x in xs], ys, width=0.4, label=label, color=color)
     axes.set_xlabel(f"points (autograded out of {report.auto_max_score:g}, all out of {report.max_score:g})")
     axes.set_ylabel("learners")
+    axes.xaxis.get_major_locator().set_params(integer=True)
     axes.yaxis.get_major_locator().set_params(integer=True)
     axes.legend(frameon=False)
     return _figure_image(figure, "Distribution of the learners' totals")
