@@ -30,7 +30,8 @@ from tqdm import tqdm
 from traitlets.config.loader import PyFileConfigLoader
 
 from . import editors, gradebook_sync, intake, sandbox
-from .worker import check_scratch_root, grade_submission, set_data_dir, start_warm_server
+from .messages import GradingResult, GradingTask
+from .supervisor import grade_submission, start_warm_server
 
 DEFAULT_TIMEOUT = 1200.0
 
@@ -127,35 +128,36 @@ class Course:
                                self.coursedir.root)
 
     def make_task(self, student_id):
+        """The :class:`~course_grading.messages.GradingTask` of one learner's submission."""
         submitted = self.coursedir.format_path(self.coursedir.submitted_directory, student_id,
                                                self.assignment_id)
         submission = intake.read_submission(submitted, release=self.release)
-        files = submission.files
-        return {"assignment_id": self.assignment_id, "student_id": student_id,
-                "digest": gradebook_sync.submission_digest(files),
-                "intake_notes": submission.notes, "intake_error": submission.error,
-                "submission_files": files, "submission_path": self.relative(self.coursedir.submitted_directory, student_id),
-                "autograded_path": self.relative(self.coursedir.autograded_directory, student_id),
-                "source_path": os.path.relpath(self.coursedir.format_path(
-                    self.coursedir.source_directory, ".", self.assignment_id), self.coursedir.root),
-                "source_files": self.source_files, "course_config": self.config_text,
-                "template_db": self.template_db, "kernel_names": self.kernel_names,
-                "sandbox": self.settings.to_json(), "cell_timeout": self.cell_timeout,
-                "timeout": self.timeout, "scratch_root": self.scratch_root}
+        return GradingTask(
+            assignment_id=self.assignment_id, student_id=student_id,
+            digest=gradebook_sync.submission_digest(submission.files),
+            submission_files=submission.files,
+            submission_path=self.relative(self.coursedir.submitted_directory, student_id),
+            autograded_path=self.relative(self.coursedir.autograded_directory, student_id),
+            source_path=os.path.relpath(self.coursedir.format_path(
+                self.coursedir.source_directory, ".", self.assignment_id), self.coursedir.root),
+            source_files=self.source_files, course_config=self.config_text,
+            template_db=self.template_db, kernel_names=tuple(self.kernel_names), sandbox=self.settings,
+            cell_timeout=self.cell_timeout, timeout=self.timeout, scratch_root=self.scratch_root,
+            intake_notes=tuple(submission.notes), intake_error=submission.error)
 
     def write_autograded(self, result):
         """Replace the learner's autograded folder with the worker's. A failed grading
         leaves the folder of an earlier grading as it was, like its grades."""
-        dest = self.coursedir.format_path(self.coursedir.autograded_directory, result["student_id"],
+        dest = self.coursedir.format_path(self.coursedir.autograded_directory, result.student_id,
                                           self.assignment_id)
         staging = dest + ".incoming"
         shutil.rmtree(staging, ignore_errors=True)
-        for name, (content, mode) in result["autograded_files"].items():
+        for name, (content, mode) in result.autograded_files.items():
             path = os.path.join(staging, name)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             Path(path).write_bytes(content)
             os.chmod(path, mode)
-        if result["status"] == "graded":
+        if result.status == "graded":
             shutil.rmtree(dest, ignore_errors=True)
             os.makedirs(os.path.dirname(dest), exist_ok=True)
             os.replace(staging, dest)
@@ -177,9 +179,7 @@ def _in_slot(task, slots):
     """Grade ``task`` in a free grading slot: its learner code runs as that slot's own user."""
     slot = slots.get()
     try:
-        settings = sandbox.SandboxSettings.from_json(task["sandbox"])
-        settings.user_id = sandbox.slot_user(slot)
-        return grade_submission({**task, "sandbox": settings.to_json()})
+        return grade_submission(task.in_slot(sandbox.slot_user(slot)))
     finally:
         slots.put(slot)
 
@@ -199,7 +199,7 @@ def _dask_results(tasks, scheduler):
 
     with Client(scheduler, set_as_default=False) as client:
         futures = {client.submit(grade_submission, task, pure=False,
-                                 key=f"course-grade-{task['assignment_id']}-{task['student_id']}-{os.getpid()}-{time.time_ns()}"): task
+                                 key=f"course-grade-{task.assignment_id}-{task.student_id}-{os.getpid()}-{time.time_ns()}"): task
                    for task in tasks}
         for future in as_completed(list(futures), loop=client.loop):
             yield futures[future], future
@@ -207,18 +207,10 @@ def _dask_results(tasks, scheduler):
 
 def _unreadable(task):
     """The failure of a submission that cannot be read, as a finished future (it needs no worker)."""
-    result = _failure(task, None)
-    result["reason"] = f"the submission cannot be graded: {task['intake_error']}"
     future = concurrent.futures.Future()
-    future.set_result(result)
+    future.set_result(GradingResult.failed(task, f"the submission cannot be graded: {task.intake_error}",
+                                           notes=task.intake_notes))
     return future
-
-
-def _failure(task, error):
-    return {"assignment_id": task["assignment_id"], "student_id": task["student_id"],
-            "digest": task["digest"], "status": "failed", "submission": None, "autograded_files": {},
-            "reason": f"the worker failed: {type(error).__name__}: {error}", "problems": [],
-            "verdict_notes": [], "seconds": None}
 
 
 class Progress:
@@ -234,10 +226,10 @@ class Progress:
 
     def update(self, result):
         self.done += 1
-        self.failed += result["status"] == "failed"
+        self.failed += result.status == "failed"
         if self.quiet:
             return
-        postfix = f"failed {self.failed}, {result['student_id']}: {result['status']}"
+        postfix = f"failed {self.failed}, {result.student_id}: {result.status}"
         if self.bar is not None:
             self.bar.set_postfix_str(postfix, refresh=False)
             self.bar.update()
@@ -268,12 +260,12 @@ def grade_assignment(course_root, assignment_id, *, students=None, workers=None,
     """
     settings = settings or sandbox.SandboxSettings()
     gradebook_sync.put_alembic_on_path()
-    set_data_dir()  # once here, inherited by every local worker
+    sandbox.set_data_dir()  # once here, inherited by every local worker
     if settings.enabled:
         try:
             sandbox.check_available()
             if not scheduler:
-                check_scratch_root()
+                sandbox.check_scratch_root()
         except (sandbox.SandboxUnavailable, ValueError) as error:
             raise GradingError(str(error)) from None
     if not scheduler:
@@ -288,10 +280,10 @@ def grade_assignment(course_root, assignment_id, *, students=None, workers=None,
     for student_id in found:
         task = course.make_task(student_id)
         previous = finished.get(student_id)
-        if (not force and previous and previous["digest"] == task["digest"]
+        if (not force and previous and previous["digest"] == task.digest
                 and not (retry_failed and previous["status"] == "failed")):
             skipped.append(student_id)
-        elif task["intake_error"]:
+        elif task.intake_error:
             refused.append(task)
         else:
             tasks.append(task)
@@ -311,19 +303,19 @@ def grade_assignment(course_root, assignment_id, *, students=None, workers=None,
         try:
             result = future.result()
         except Exception as error:  # a worker lost, not the learner's fault
-            result = _failure(task, error)
-        if task["intake_notes"]:
-            summary["left_out"][task["student_id"]] = task["intake_notes"]
+            result = GradingResult.failed(task, f"the worker failed: {type(error).__name__}: {error}")
+        if task.intake_notes:
+            summary["left_out"][task.student_id] = list(task.intake_notes)
         course.record(result)
-        student = result["student_id"]
-        if result["status"] == "graded":
+        student = result.student_id
+        if result.status == "graded":
             summary["graded"].append(student)
         else:
-            summary["failed"][student] = result["reason"]
-        if result["problems"]:
-            summary["problems"][student] = result["problems"]
-        if result.get("verdict_notes"):
-            summary["learner_process"][student] = result["verdict_notes"]
+            summary["failed"][student] = result.reason
+        if result.problems:
+            summary["problems"][student] = list(result.problems)
+        if result.learner_process_notes:
+            summary["learner_process"][student] = result.learner_process_notes
         bar.update(result)
     summary["seconds"] = time.monotonic() - started
     if progress:

@@ -65,8 +65,9 @@ def kernel_names(db_url, assignment_id):
     return sorted(names)
 
 
-def read_submission(db_url, assignment_id, student_id):
-    """The autograding results of one submission as plain data, or None if there are none."""
+def read_scores(db_url, assignment_id, student_id):
+    """The autograding results (scores, comments) of one submission as plain data, or None if
+    there are none."""
     with Gradebook(db_url) as gb:
         try:
             submission = gb.find_submission(assignment_id, student_id)
@@ -113,16 +114,16 @@ def submission_digest(files):
 
 
 def record_result(gb, result):
-    """Write one submission's results and its journal entry to the course gradebook.
+    """Write one submission's results (a ``messages.GradingResult``) and its journal entry to the course gradebook.
 
     Scores are set as ``nbgrader autograde`` sets them (``SaveAutoGrades``): a cell
     that a person already graded by hand keeps needing review. The journal entry
     goes into the same final commit as the scores, so after a crash either both are
     there or the submission is graded again.
     """
-    assignment_id, student_id = result["assignment_id"], result["student_id"]
+    assignment_id, student_id = result.assignment_id, result.student_id
     # A failed grading records only that it failed: the grades of an earlier grading stay.
-    record = result.get("submission") if result["status"] == "graded" else None
+    record = result.scores if result.status == "graded" else None
     gb.update_or_create_student(student_id)
     if record and record.get("timestamp"):
         gb.update_or_create_submission(assignment_id, student_id,
@@ -148,9 +149,9 @@ def record_result(gb, result):
         f"INSERT OR REPLACE INTO {JOURNAL_TABLE} "
         "(assignment_id, student_id, digest, status, reason, details, seconds, finished_at) "
         "VALUES (:a, :s, :d, :st, :r, :det, :sec, :t)"),
-        {"a": assignment_id, "s": student_id, "d": result["digest"], "st": result["status"],
-         "r": result.get("reason"), "det": json.dumps({"problems": result.get("problems", []),
-                                                       "learner_process": result.get("verdict_notes", [])}),
-         "sec": result.get("seconds"),
+        {"a": assignment_id, "s": student_id, "d": result.digest, "st": result.status,
+         "r": result.reason, "det": json.dumps({"problems": list(result.problems),
+                                                "learner_process": result.learner_process_notes}),
+         "sec": result.seconds,
          "t": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
     gb.db.commit()

@@ -8,8 +8,9 @@ and the learner's answers are plain values; plain ``nbgrader autograde`` runs th
 the learner's kernel. Both give the same verdicts for honest work.
 
 The gradient checks compare with the gradient tester or with every element of a
-numerical gradient, and name the usual mistakes (``course_utils.checks``'s diagnosis,
-which learners see too). The answer checks take the expected value as an argument.
+numerical gradient, and name the usual mistakes (``course_utils.diagnosis``, which the
+learners' visible checks call too). The answer checks take the expected value as an
+argument. A failed check raises ``CheckFailed``, which names the mistakes it found.
 """
 from __future__ import annotations
 
@@ -18,20 +19,16 @@ import os
 import numpy as np
 
 from course_utils import checks, network
-from course_utils.diagnosis import Mistake
 from course_utils.checks import (
-    _cases,
-    _check_against_tester,
-    _choice,
-    _close,
-    _datas,
-    _fail_with_diagnosis,
-    _probe,
-    _slightly_random_model,
-    _typed_number,
+    chosen_value,
+    compare_with_tester,
+    fail_with_diagnosis,
     learner_code,
-    numerical_gradient,
+    probe_gradient,
+    typed_number,
 )
+from course_utils.data import load_data
+from course_utils.diagnosis import CheckFailed, Mistake, cases, close, numerical_gradient, slightly_random_model
 from course_utils.network import initial_model
 
 from .learner_function import process_tree_cpu_seconds
@@ -54,16 +51,19 @@ def check_tiny_gradient(part, answer, expected):
     expected = np.asarray(expected, dtype=np.float64)
     if np.allclose(values, expected, atol=TINY_TOLERANCE, rtol=0):
         return
-    hints = []
+    hints, mistakes = [], []
     if np.allclose(values, -expected, atol=TINY_TOLERANCE, rtol=0):
         hints.append("The sign is flipped: the output error is y - t, not t - y.")
+        mistakes.append(Mistake.SIGN_FLIPPED)
     h = float(network.logistic(TINY_MODEL["input_to_hid"] @ TINY_DATA["inputs"])[0, 0])
     if part == "input_to_hid" and np.allclose(values, expected / (h * (1 - h)), atol=TINY_TOLERANCE, rtol=0):
         hints.append("The derivative of the logistic function, h (1 - h), is missing.")
+        mistakes.append(Mistake.MISSING_LOGISTIC_DERIVATIVE)
     if not hints:
         hints.append("Compute h, then y, then y - t, and follow your formulas from 1 b step by "
                      "step; keep at least 4 decimals in every intermediate result.")
-    raise AssertionError(f"{name} is not right yet (it should agree to 4 decimals). " + " ".join(hints))
+        mistakes.append(Mistake.WRONG_VALUE)
+    raise CheckFailed(f"{name} is not right yet (it should agree to 4 decimals). " + " ".join(hints), mistakes)
 
 
 # --- Exercise 2: the gradient -----------------------------------------------------------------
@@ -71,36 +71,36 @@ def check_tiny_gradient(part, answer, expected):
 def check_other_hidden_sizes(gradient_fn, datas=None):
     """The gradient tester with 7 and 23 hidden units."""
     __tracebackhide__ = True
-    datas = _datas(datas)
-    data = _cases(datas["train"], slice(0, 50))
+    datas = load_data() if datas is None else datas
+    data = cases(datas["train"], slice(0, 50))
     for n_hid in (7, 23):
-        _check_against_tester(gradient_fn, initial_model(n_hid), data, 0.0, datas,
+        compare_with_tester(gradient_fn, initial_model(n_hid), data, 0.0, datas,
                               f"{n_hid} hidden units (not 10) and 50 cases")
 
 
 def check_small_batches(gradient_fn, datas=None):
     """The gradient tester on mini-batches of 1 and 3 cases."""
     __tracebackhide__ = True
-    datas = _datas(datas)
+    datas = load_data() if datas is None else datas
     for columns in (slice(17, 18), slice(40, 43)):
         m = columns.stop - columns.start
-        _check_against_tester(gradient_fn, initial_model(10), _cases(datas["train"], columns), 0.0,
+        compare_with_tester(gradient_fn, initial_model(10), cases(datas["train"], columns), 0.0,
                               datas, f"a mini-batch of {m} case{'s' if m > 1 else ''}")
 
 
 def check_weight_decay(gradient_fn, datas=None):
     """The gradient tester with weight decay 0.001 and 0.1."""
     __tracebackhide__ = True
-    datas = _datas(datas)
-    data = _cases(datas["train"], slice(100, 120))
+    datas = load_data() if datas is None else datas
+    data = cases(datas["train"], slice(100, 120))
     for wd_coefficient in (0.001, 0.1):
-        _check_against_tester(gradient_fn, initial_model(10), data, wd_coefficient, datas,
+        compare_with_tester(gradient_fn, initial_model(10), data, wd_coefficient, datas,
                               f"weight decay {wd_coefficient} (20 cases)")
 
 
 def _compare_all(gradient_fn, model, data, wd_coefficient, datas, what, parts=("hid_to_class", "input_to_hid")):
     __tracebackhide__ = True
-    answer = _probe(gradient_fn, model, data, wd_coefficient)
+    answer = probe_gradient(gradient_fn, model, data, wd_coefficient)
     correct = numerical_gradient(model, data, wd_coefficient)
     for part in parts:
         difference = np.abs(answer[part] - correct[part])
@@ -108,7 +108,7 @@ def _compare_all(gradient_fn, model, data, wd_coefficient, datas, what, parts=("
         bad = np.argwhere((difference > 1e-5) & (relative > 1e-5))
         if bad.size:
             row, column = (int(i) for i in bad[0])
-            _fail_with_diagnosis(
+            fail_with_diagnosis(
                 f"With {what}: {bad.shape[0]} of the {answer[part].size} elements of {part} differ "
                 f"from the finite-difference gradient, e.g. [{row}, {column}]: yours "
                 f"{answer[part][row, column]:.10g}, finite differences {correct[part][row, column]:.10g}.",
@@ -118,27 +118,27 @@ def _compare_all(gradient_fn, model, data, wd_coefficient, datas, what, parts=("
 def check_whole_gradient(gradient_fn, datas=None):
     """Every element of the gradient of a small model against finite differences."""
     __tracebackhide__ = True
-    datas = _datas(datas)
-    _compare_all(gradient_fn, _slightly_random_model(4), _cases(datas["train"], slice(200, 206)),
+    datas = load_data() if datas is None else datas
+    _compare_all(gradient_fn, slightly_random_model(4), cases(datas["train"], slice(200, 206)),
                  0.01, datas, "4 hidden units, 6 cases and weight decay 0.01, every element")
 
 
 def check_not_transposed(gradient_fn, datas=None):
     """With 10 hidden units, hid_to_class (10 x 10) is not transposed."""
     __tracebackhide__ = True
-    datas = _datas(datas)
-    model = _slightly_random_model(10)
+    datas = load_data() if datas is None else datas
+    model = slightly_random_model(10)
     # The file's labels cycle through 0..9; ten cases starting at a multiple of ten have
     # an identity target matrix, which would hide a transposed target. Start elsewhere.
-    data = _cases(datas["train"], slice(303, 313))
-    answer = _probe(gradient_fn, model, data, 0.0)["hid_to_class"]
+    data = cases(datas["train"], slice(303, 313))
+    answer = probe_gradient(gradient_fn, model, data, 0.0)["hid_to_class"]
     correct = numerical_gradient(model, data, 0.0)["hid_to_class"]
-    if _close(answer, correct.T) and not _close(answer, correct):
-        raise AssertionError(
+    if close(answer, correct.T) and not close(answer, correct):
+        raise CheckFailed(
             "With 10 hidden units, your hid_to_class gradient is the transpose of the correct "
             "one. Its shape (10 x 10) is right only because n_hid = 10 equals the number of "
             "classes. Check the order of the factors: one row per output class, one column per "
-            "hidden unit.")
+            "hidden unit.", [Mistake.TRANSPOSED])
     _compare_all(gradient_fn, model, data, 0.0, datas, "10 hidden units and 10 cases",
                  parts=("hid_to_class",))
 
@@ -207,10 +207,10 @@ def check_uses_backpropagation(gradient_fn, datas=None, rng=None):
     rounding, never by the wall clock.
     """
     __tracebackhide__ = True
-    datas = _datas(datas)
+    datas = load_data() if datas is None else datas
     rng = np.random.default_rng() if rng is None else rng
     columns = rng.choice(datas["train"]["inputs"].shape[1], PROBE_CASES, replace=False)
-    data = _cases(datas["train"], columns)
+    data = cases(datas["train"], columns)
     costs = []
     # The small model first: a gradient that is not exact fails there, at a small cost.
     for n_hid in (10, PROBE_HIDDEN_UNITS, PROBE_HIDDEN_UNITS):
@@ -221,12 +221,12 @@ def check_uses_backpropagation(gradient_fn, datas=None, rng=None):
         exact = backpropagation(model, data, 0.0)
         if not (isinstance(answer, dict) and all(
                 np.shape(answer.get(part)) == exact[part].shape for part in exact)):
-            _check_against_tester(gradient_fn, model, data, 0.0, datas, what)
+            compare_with_tester(gradient_fn, model, data, 0.0, datas, what)
         answer = {part: np.asarray(answer[part], dtype=np.float64) for part in exact}
         error = _relative_error(answer, exact)
         if not error <= EXACT_RTOL:
             if not error <= 1e-6:  # plainly wrong: the tester and the diagnosis say how
-                _check_against_tester(gradient_fn, model, data, 0.0, datas, what)
+                compare_with_tester(gradient_fn, model, data, 0.0, datas, what)
             raise BackpropagationNotUsed(
                 "d_loss_by_d_model must compute the gradient by backpropagation (your formulas from "
                 "Exercise 1), not by finite differences, which are slower and only approximate: "
@@ -242,10 +242,11 @@ def check_uses_backpropagation(gradient_fn, datas=None, rng=None):
             "of CPU time, where backpropagation takes about a millisecond.")
 
 
-class BackpropagationNotUsed(AssertionError):
+class BackpropagationNotUsed(CheckFailed):
     """The gradient is right but not computed by backpropagation."""
 
-    mistakes = (Mistake.FINITE_DIFFERENCES,)
+    def __init__(self, message):
+        super().__init__(message, [Mistake.FINITE_DIFFERENCES])
 
 
 def check_not_precomputed(gradient_fn, datas, rng):
@@ -277,55 +278,57 @@ def check_not_precomputed(gradient_fn, datas, rng):
 def check_best_learning_rate(answer, name, expected, other, which):
     """Exercise 3 a: ``expected`` is the right rate; ``other`` the best for the other momentum."""
     __tracebackhide__ = True
-    value = _typed_number(answer, name)
+    value = typed_number(answer, name)
     if np.isclose(value, expected):
         return
     hint = " That is the best rate for the other setting of momentum." if np.isclose(value, other) else ""
-    raise AssertionError(f"{value!r} is not the learning rate with the lowest final training loss "
-                         f"{which}.{hint} Compare the final training losses in the plot "
-                         "(left panel) or in final_training_loss.")
+    raise CheckFailed(f"{value!r} is not the learning rate with the lowest final training loss "
+                      f"{which}.{hint} Compare the final training losses in the plot "
+                      "(left panel) or in final_training_loss.", [Mistake.WRONG_VALUE])
 
 
 def check_early_stopping_iteration(answer, expected, last_iteration=1000):
     """4 a: the iteration with the lowest validation loss in the big run."""
     __tracebackhide__ = True
-    value = _typed_number(answer, "early_stopping_iteration")
+    value = typed_number(answer, "early_stopping_iteration")
     if value == expected:
         return
     if value == last_iteration:
-        raise AssertionError("That is the last iteration. Early stopping keeps the iteration with the "
-                             "lowest validation loss: read it from the report or big_run.best_iteration.")
-    raise AssertionError(f"{value!r} is not the iteration with the lowest validation loss of "
-                         "a2(0, 200, 1000, 0.35, 0.9, True, 100). Read it from the first line of the "
-                         "report, or use big_run.best_iteration.")
+        raise CheckFailed("That is the last iteration. Early stopping keeps the iteration with the "
+                          "lowest validation loss: read it from the report or big_run.best_iteration.",
+                          [Mistake.WRONG_VALUE])
+    raise CheckFailed(f"{value!r} is not the iteration with the lowest validation loss of "
+                      "a2(0, 200, 1000, 0.35, 0.9, True, 100). Read it from the first line of the "
+                      "report, or use big_run.best_iteration.", [Mistake.WRONG_VALUE])
 
 
 def check_validation_loss_without_early_stopping(answer, expected):
     """4 a: the validation loss after the last iteration of the big run."""
     __tracebackhide__ = True
-    value = _typed_number(answer, "validation_loss_without_early_stopping")
+    value = typed_number(answer, "validation_loss_without_early_stopping")
     if abs(value - expected) <= checks.TYPED_NUMBER_TOLERANCE:
         return
-    raise AssertionError(f"{value!r} is not the validation loss after the last of the 1000 iterations. "
-                         "The report describes the early-stopped model; the last iteration's "
-                         "validation loss is big_run.validation_losses[-1].")
+    raise CheckFailed(f"{value!r} is not the validation loss after the last of the 1000 iterations. "
+                      "The report describes the early-stopped model; the last iteration's "
+                      "validation loss is big_run.validation_losses[-1].", [Mistake.WRONG_VALUE])
 
 
 def check_best_wd_coefficient(answer, choices, expected):
     """4 b: the weight decay coefficient with the lowest validation classification loss."""
     __tracebackhide__ = True
-    value = _choice(answer, "best_wd_coefficient", choices)
+    value = chosen_value(answer, "best_wd_coefficient", choices)
     if value == expected:
         return
-    raise AssertionError(f"{answer!r} is not the weight decay coefficient with the lowest validation "
-                         "classification loss. Compare the classification loss (without the weight "
-                         "decay term), not the loss, in the printed table.")
+    raise CheckFailed(f"{answer!r} is not the weight decay coefficient with the lowest validation "
+                      "classification loss. Compare the classification loss (without the weight "
+                      "decay term), not the loss, in the printed table.", [Mistake.WRONG_VALUE])
 
 
 def check_hidden_size(answer, name, choices, expected, what):
     """4 c: a number of hidden units read off the size runs; ``what`` says how it was chosen."""
     __tracebackhide__ = True
-    value = _choice(answer, name, choices)
+    value = chosen_value(answer, name, choices)
     if value == expected:
         return
-    raise AssertionError(f"{answer!r} is not the size with {what}. Look at the two lines of the plot.")
+    raise CheckFailed(f"{answer!r} is not the size with {what}. Look at the two lines of the plot.",
+                      [Mistake.WRONG_VALUE])

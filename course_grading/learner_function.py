@@ -27,6 +27,7 @@ import time
 
 import psutil
 
+from course_utils.diagnosis import CheckFailed, Mistake
 from course_utils.learner_errors import LearnerCodeError
 from course_utils.reporting import stand_in
 
@@ -63,8 +64,9 @@ class GradingMachineryError(RuntimeError):
     """The grading itself failed (not the learner's code); the submission must be graded again."""
 
 
-class LearnerProcessFailure(AssertionError):
-    """The process running the learner's function crashed, ran out of time or misbehaved."""
+class LearnerProcessFailure(CheckFailed):
+    """The process running the learner's function crashed, ran out of time or misbehaved;
+    ``mistakes`` says which (NEVER_RETURNED, NOT_DEFINED or PROCESS_FAILED)."""
 
 
 class LearnerFunction:
@@ -92,7 +94,7 @@ class LearnerFunction:
         self.settings = settings
         self.call_timeout, self.start_timeout = call_timeout, start_timeout
         self.process = None
-        self.failure = None
+        self.failure = None  # (reason, mistake) once the process failed
         self.undefined = None
         self.last_cpu_seconds = None
         self.calls = 0
@@ -130,7 +132,8 @@ class LearnerFunction:
             if not defined.defined:
                 self.undefined = defined.error or f"the code does not define {self.name}"
         except (protocol.ProtocolError, OSError) as error:
-            self._fail(f"the code in your cells stopped the process that runs {self.name} ({error})")
+            self._fail(f"the code in your cells stopped the process that runs {self.name} ({error})",
+                       Mistake.PROCESS_FAILED)
         return self
 
     def _error_text(self):
@@ -161,19 +164,19 @@ class LearnerFunction:
     def _cpu_seconds(self):
         return process_tree_cpu_seconds(self.process.pid)
 
-    def _fail(self, reason):
-        self.failure = reason
+    def _fail(self, reason, mistake):
+        self.failure = (reason, mistake)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, 9)
-        raise LearnerProcessFailure(reason)
+        raise LearnerProcessFailure(reason, [mistake])
 
     def __call__(self, model, data, wd_coefficient):
         self.calls += 1
         self.last_cpu_seconds = None
         if self.failure:
-            raise LearnerProcessFailure(self.failure)
+            raise LearnerProcessFailure(self.failure[0], [self.failure[1]])
         if self.undefined:
-            raise LearnerProcessFailure(f"{self.undefined}.")
+            raise LearnerProcessFailure(f"{self.undefined}.", [Mistake.NOT_DEFINED])
         try:
             call = protocol.GradientCall(model={k: model[k] for k in ("input_to_hid", "hid_to_class")},
                                          data={k: data[k] for k in ("inputs", "target")},
@@ -184,12 +187,13 @@ class LearnerFunction:
                                   deadline=time.monotonic() + self.call_timeout)
         except protocol.OutOfTime:
             self._fail(f"{self.name} did not return within {self.call_timeout:g} s (an endless loop?), "
-                       "so it is not called again")
+                       "so it is not called again", Mistake.NEVER_RETURNED)
         except protocol.ChannelClosed:
             self._fail(f"the process running {self.name} stopped while computing a gradient (it crashed, "
-                       "ran out of memory or was killed)")
+                       "ran out of memory or was killed)", Mistake.PROCESS_FAILED)
         except (protocol.ProtocolError, OSError) as error:
-            self._fail(f"the process running {self.name} sent something that is not an answer ({error})")
+            self._fail(f"the process running {self.name} sent something that is not an answer ({error})",
+                       Mistake.PROCESS_FAILED)
         self.last_cpu_seconds = self._cpu_seconds() - cpu_before
         if isinstance(reply, protocol.ErrorReply):
             raise LearnerCodeError(reply.type_name, reply.message, reply.line)

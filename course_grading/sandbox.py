@@ -33,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 #: Unprivileged user the sandbox runs as when grading runs as root (``nobody``).
@@ -158,6 +159,34 @@ def _course_utils_paths():
         # the folder of its target too, or the link dangles inside the sandbox.
         paths.add(os.path.dirname(os.path.realpath(os.path.join(data_dir, "data.mat"))))
     return paths
+
+
+#: A Unix socket's path holds at most 107 bytes (``sun_path``, with the final NUL).
+SOCKET_PATH_LIMIT = 107
+#: What follows the scratch root in the path of a sandboxed kernel's sockets.
+_SOCKET_SUFFIX = os.path.join("course-grade-xxxxxxxx", "runtime", "kernel-ipc-99")
+
+
+def check_scratch_root(scratch_root=None):
+    """Raise ValueError unless a sandboxed kernel's sockets fit under ``scratch_root``
+    (default: ``TMPDIR``); zmq would otherwise fail with 'File name too long'."""
+    root = os.path.abspath(scratch_root or tempfile.gettempdir())
+    if len(os.path.join(root, _SOCKET_SUFFIX).encode()) > SOCKET_PATH_LIMIT:
+        limit = SOCKET_PATH_LIMIT - len(_SOCKET_SUFFIX) - 1
+        raise ValueError(f"The scratch folder {root} has too long a path for the sockets of the "
+                         f"sandboxed kernels (at most {limit} characters): set TMPDIR to a shorter "
+                         "folder, e.g. TMPDIR=/tmp.")
+
+
+def set_data_dir():
+    """Name the data folder in ``COURSE_DATA_DIR``, for the sandbox to show it to learner code."""
+    if os.environ.get("COURSE_DATA_DIR"):
+        return
+    try:
+        from course_utils import find_data_file
+        os.environ["COURSE_DATA_DIR"] = str(Path(find_data_file()).parent)
+    except Exception:  # the notebooks will report the missing data themselves
+        pass
 
 
 def _check_private(path):

@@ -28,17 +28,22 @@ import ast
 import builtins
 import contextlib
 import dataclasses
+import functools
 import io
 
 import nbformat
 import numpy as np
 from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
+from traitlets import Float, Unicode
 
 from course_utils import reporting
+from course_utils.diagnosis import Mistake
 from course_utils.notebook_code import is_learner_code_cell, learner_cells, notebook_cells
 
 from .learner_function import GradingMachineryError, LearnerFunction, LearnerProcessFailure
+from .messages import CellVerdict, VerdictRecord, keep_answer, plain_answer
+from .sandbox import SandboxSettings
 
 #: The learner's function, the cell that defines it and the notebook that holds that cell.
 FUNCTION_NAME = "d_loss_by_d_model"
@@ -50,27 +55,6 @@ GRADER_NAMES = frozenset({"np", "checks", "course_utils", "datas", FUNCTION_NAME
 _STUB = ("# Graded outside this kernel: these values are handed to the grader.\n"
          "__import__('course_utils.reporting', fromlist=['report']).report(globals(), {names!r})\n")
 _PASSED = "Passed (checked by the grader).\n"
-
-
-@dataclasses.dataclass
-class CellVerdict:
-    """The grader's verdict on one test cell; ``learner_process`` is True when it failed
-    because the process running the learner's function misbehaved."""
-
-    grade_id: str
-    passed: bool
-    message: str = ""
-    learner_process: bool = False
-
-
-@dataclasses.dataclass
-class NotebookVerdicts:
-    notebook: str
-    cells: list
-
-
-#: The verdicts of this grading process, one entry per notebook, read by the worker.
-RESULTS = []
 
 
 def _is_test_cell(cell):
@@ -143,39 +127,43 @@ def _setup_failure(nb):
     return None
 
 
-def run_test_cell(grade_id, source, namespace, missing=()):
+def run_test_cell(grade_id, source, namespace, missing=(), notebook=""):
     """Run one test cell's code in ``namespace``; returns its CellVerdict.
 
-    Raises GradingMachineryError for what is not the learner's doing: a name the test
-    needs that is neither the grader's nor the learner's (a mistake in the test).
+    A failing check's ``AssertionError`` names the mistakes it recognized (``.mistakes``,
+    see ``course_utils.diagnosis.CheckFailed``). Raises GradingMachineryError for what is
+    not the learner's doing: a name the test needs that is neither the grader's nor the
+    learner's (a mistake in the test).
     """
+    def failed(message, mistakes=(), learner_process=False):
+        return CellVerdict(notebook, grade_id, False, tuple(mistakes) or (Mistake.UNUSUAL,),
+                           message, learner_process=learner_process)
+
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             exec(compile(source, f"test cell {grade_id}", "exec"), namespace)
     except LearnerProcessFailure as error:
-        return CellVerdict(grade_id, False, str(error), learner_process=True)
+        return failed(str(error), getattr(error, "mistakes", ()), learner_process=True)
     except AssertionError as error:
-        return CellVerdict(grade_id, False, str(error))
+        return failed(str(error), getattr(error, "mistakes", ()))
     except NameError as error:
         if error.name in missing:
-            return CellVerdict(grade_id, False, f"{error.name} is not set: write your answer in its cell "
-                                                "and run it (it may still raise NotImplementedError, or "
-                                                "have failed).")
+            return failed(f"{error.name} is not set: write your answer in its cell and run it (it may "
+                          "still raise NotImplementedError, or have failed).", [Mistake.NOT_ANSWERED])
         raise GradingMachineryError(f"the test cell {grade_id} needs a name nobody defines: {error}") from None
     except GradingMachineryError:
         raise
     except Exception as error:  # the checks given values they cannot handle
-        return CellVerdict(grade_id, False, f"{type(error).__name__}: {str(error)[:500]}")
-    return CellVerdict(grade_id, True)
+        return failed(f"{type(error).__name__}: {str(error)[:500]}", [Mistake.WRONG_VALUE])
+    return CellVerdict(notebook, grade_id, True)
 
 
 class TrustedVerdicts(NbGraderPreprocessor):
     """Decide every test cell here, put its code back and show the grader's message."""
 
-    #: The sandbox limits for the learner process (set by the worker).
-    settings = None
-    #: Seconds one call of the learner's function may take.
-    call_timeout = 60.0
+    sandbox_settings_file = Unicode(help="JSON file of the SandboxSettings for the learner process").tag(config=True)
+    record_file = Unicode(help="where the verdicts go (a messages.VerdictRecord)").tag(config=True)
+    call_timeout = Float(60.0, help="seconds one call of the learner's function may take").tag(config=True)
 
     def _learner_function(self, nb, resources):
         """The sandboxed learner function, from this notebook or the one beside it."""
@@ -187,12 +175,24 @@ class TrustedVerdicts(NbGraderPreprocessor):
             except Exception:
                 cells = []
         sources, index = learner_cells(cells, FUNCTION_NAME)
-        return LearnerFunction(sources, index, self.settings, call_timeout=self.call_timeout)
+        with open(self.sandbox_settings_file) as stream:
+            settings = SandboxSettings.from_json(stream.read())
+        return LearnerFunction(sources, index, settings, call_timeout=self.call_timeout)
 
     def preprocess(self, nb, resources):
+        record = VerdictRecord(self.record_file)
+        try:
+            return self._decide(nb, resources, record)
+        except GradingMachineryError as error:
+            # nbgrader only logs a preprocessor's exception; the grading process reads this.
+            record.add_failure(str(error))
+            raise
+
+    def _decide(self, nb, resources, record):
         from course_utils import checks, load_data
         import course_utils
 
+        notebook = resources["nbgrader"]["notebook"]
         tests = resources.pop("course_grade_tests", None)
         if tests is None:
             raise GradingMachineryError("the test cells were not replaced before the notebook ran")
@@ -213,31 +213,37 @@ class TrustedVerdicts(NbGraderPreprocessor):
                 names = learner_names(source)
                 values, problem = _read_report(cell.get("outputs", []), names)
                 if problem:
-                    verdict = CellVerdict(grade_id, False, problem, learner_process=True)
+                    verdict = CellVerdict(notebook, grade_id, False, (Mistake.UNREADABLE_ANSWER,), problem,
+                                          learner_process=True)
                 else:
                     namespace = {"np": np, "checks": checks, "course_utils": course_utils, "datas": datas,
                                  "__name__": "__grader__"}
-                    namespace.update({k: v for k, v in values.items() if v is not reporting.MISSING})
+                    given = {k: v for k, v in values.items() if v is not reporting.MISSING}
+                    namespace.update(given)
                     if FUNCTION_NAME in free_names(source):
                         if function is None:
                             function = stack.enter_context(self._learner_function(nb, resources))
                         namespace[FUNCTION_NAME] = function
                         gradient_cells.append(grade_id)
-                    verdict = run_test_cell(grade_id, source, namespace,
+                    verdict = run_test_cell(grade_id, source, namespace, notebook=notebook,
                                             missing=[k for k, v in values.items() if v is reporting.MISSING])
+                    verdict = dataclasses.replace(verdict, answers={
+                        name: plain_answer(value) for name, value in given.items() if keep_answer(value)})
                 verdicts.append((cell, source, verdict))
             if function is not None and any(v.passed for _, _, v in verdicts if v.grade_id in gradient_cells):
                 from .hidden_tests import check_not_precomputed
 
                 reason = check_not_precomputed(function, datas, np.random.default_rng())
                 if reason:
-                    for _, _, verdict in verdicts:
-                        if verdict.grade_id in gradient_cells and verdict.passed:
-                            verdict.passed, verdict.message = False, f"d_loss_by_d_model is {reason}."
+                    verdicts = [(cell, source, dataclasses.replace(
+                        verdict, passed=False, mistakes=(Mistake.RIGHT_ONLY_ON_TESTED_INPUTS,),
+                        message=f"d_loss_by_d_model is {reason}.")
+                        if verdict.grade_id in gradient_cells and verdict.passed else verdict)
+                        for cell, source, verdict in verdicts]
         for cell, source, verdict in verdicts:
             cell.source = source
             cell.outputs = [_output(verdict)]
-        RESULTS.append(NotebookVerdicts(resources["nbgrader"]["notebook"], [v for _, _, v in verdicts]))
+        record.add_notebook([verdict for _, _, verdict in verdicts])
         return nb, resources
 
 
@@ -248,17 +254,13 @@ def _output(verdict):
     return nbformat.v4.new_output("error", ename="AssertionError", evalue=message, traceback=[message])
 
 
-_DATAS = {}
-
-
+@functools.cache
 def _datas(load_data):
     """The data set, loaded once per grading process."""
-    if "datas" not in _DATAS:
-        try:
-            _DATAS["datas"] = load_data()
-        except Exception as error:
-            raise GradingMachineryError(f"the grader could not load the data set: {error}") from None
-    return _DATAS["datas"]
+    try:
+        return load_data()
+    except Exception as error:
+        raise GradingMachineryError(f"the grader could not load the data set: {error}") from None
 
 
 def autograde_preprocessors(execute="course_grading.outputs.CappedExecute"):

@@ -10,8 +10,8 @@ import pytest
 
 import course_utils
 from course_grading import hidden_tests
-from course_utils import checks
-from course_utils.diagnosis import Mistake
+from course_utils import checks, diagnosis
+from course_utils.diagnosis import CheckFailed, Mistake
 from course_utils.learner_errors import LearnerCodeError, hint_for_other_versions
 from course_utils.notebook_code import learner_line, learner_namespace, notebook_cells
 
@@ -34,6 +34,18 @@ def hidden_expectation(notebook, grade_id):
                         and getattr(node.func.value, "id", None) == "hidden_tests":
                     return {k.arg: ast.literal_eval(k.value) for k in node.keywords}
     raise LookupError(grade_id)
+
+
+def diagnose(gradient_fn, datas, batch_size=None):
+    """{part: the diagnosis's words or None}, probed as the checks probe."""
+    found = diagnosis.diagnose_gradient(gradient_fn, datas["train"], batch_size, probe=checks.probe_gradient)
+    return {part: finding.text if finding else None for part, finding in found.items()}
+
+
+def mistakes(gradient_fn, datas):
+    """{part: the names of its mistakes} from the diagnosis (an empty tuple when it looks right)."""
+    found = diagnosis.diagnose_gradient(gradient_fn, datas["train"], probe=checks.probe_gradient)
+    return {part: finding.mistakes if finding else () for part, finding in found.items()}
 
 
 def answer(file_name):
@@ -80,9 +92,9 @@ def test_the_learner_library_holds_no_graded_answer():
 
 
 def test_numerical_gradient_agrees_with_the_tester(datas):
-    model = checks._slightly_random_model(6)
-    data = checks._cases(datas["train"], slice(0, 7))
-    fast = course_utils.model_to_theta(checks.numerical_gradient(model, data, 0.05))
+    model = diagnosis.slightly_random_model(6)
+    data = diagnosis.cases(datas["train"], slice(0, 7))
+    fast = course_utils.model_to_theta(diagnosis.numerical_gradient(model, data, 0.05))
     indices = course_utils.gradient_check.indices_to_check(6)
     slow = course_utils.finite_difference_gradient(model, data, 0.05, indices)
     np.testing.assert_allclose(fast[indices], slow, rtol=1e-7, atol=1e-12)
@@ -121,18 +133,20 @@ def test_tiny_gradient_answers_match_finite_differences():
         checks.check_tiny_gradient_form("input_to_hid", [[0.3655], [0.7311]])
 
 
-@pytest.mark.parametrize("file_name, part, phrase", [
-    ("transposed.py", "hid_to_class", "transpose"),
-    ("missing_1_over_m.py", "hid_to_class", "m times too large"),
-    ("missing_1_over_m.py", "input_to_hid", "m times too large"),
-    ("flipped_sign.py", "input_to_hid", "sign is flipped"),
-    ("missing_weight_decay.py", "input_to_hid", "weight decay term is missing"),
-    ("doubled_weight_decay.py", "hid_to_class", "added twice"),
-    ("missing_logistic_derivative.py", "input_to_hid", "logistic function is missing"),
+@pytest.mark.parametrize("file_name, part, phrase, mistake", [
+    ("transposed.py", "hid_to_class", "transpose", Mistake.TRANSPOSED),
+    ("missing_1_over_m.py", "hid_to_class", "m times too large", Mistake.MISSING_ONE_OVER_M),
+    ("missing_1_over_m.py", "input_to_hid", "m times too large", Mistake.MISSING_ONE_OVER_M),
+    ("flipped_sign.py", "input_to_hid", "sign is flipped", Mistake.SIGN_FLIPPED),
+    ("missing_weight_decay.py", "input_to_hid", "weight decay term is missing", Mistake.MISSING_WEIGHT_DECAY),
+    ("doubled_weight_decay.py", "hid_to_class", "added twice", Mistake.DOUBLED_WEIGHT_DECAY),
+    ("missing_logistic_derivative.py", "input_to_hid", "logistic function is missing",
+     Mistake.MISSING_LOGISTIC_DERIVATIVE),
 ])
-def test_diagnosis_names_the_mistake_per_layer(datas, file_name, part, phrase):
-    found = checks.diagnose_gradient(answer(file_name), datas)
+def test_diagnosis_names_the_mistake_per_layer(datas, file_name, part, phrase, mistake):
+    found = diagnose(answer(file_name), datas)
     assert phrase in found[part]
+    assert mistakes(answer(file_name), datas)[part] == (mistake,)
 
 
 def _m(data):
@@ -178,9 +192,64 @@ COMBINATIONS = {
 @pytest.mark.parametrize("name", COMBINATIONS)
 def test_diagnosis_names_combined_mistakes(solution, datas, name):
     cross_entropy, weight_decay, phrase = COMBINATIONS[name]
-    found = checks.diagnose_gradient(_wrong(solution, cross_entropy, weight_decay), datas, batch_size=1000)
+    found = diagnose(_wrong(solution, cross_entropy, weight_decay), datas, batch_size=1000)
     for part in found:
         assert phrase in found[part], (part, found[part])
+
+
+# The names of the mistakes of each combination, both layers alike.
+COMBINATION_MISTAKES = {
+    "twice and divided by m": (Mistake.WRONG_WEIGHT_DECAY,),
+    "divided by m": (Mistake.WRONG_WEIGHT_DECAY,),
+    "weights at wd 0": (Mistake.WEIGHT_DECAY_WITHOUT_COEFFICIENT,),
+    "weights over m at wd 0": (Mistake.WEIGHT_DECAY_WITHOUT_COEFFICIENT,),
+    "subtracted": (Mistake.WRONG_WEIGHT_DECAY,),
+    "multiplied by m": (Mistake.WRONG_WEIGHT_DECAY,),
+    "sum and missing": (Mistake.MISSING_ONE_OVER_M, Mistake.MISSING_WEIGHT_DECAY),
+    "flipped sum": (Mistake.SIGN_FLIPPED, Mistake.MISSING_ONE_OVER_M),
+    "too small, twice": (Mistake.DIVIDED_BY_M_TWICE, Mistake.DOUBLED_WEIGHT_DECAY),
+    "half": (Mistake.SCALED,),
+    "only weight decay": (Mistake.MISSING_CROSS_ENTROPY,),
+}
+
+
+@pytest.mark.parametrize("name", COMBINATIONS)
+def test_diagnosis_names_each_mistake_of_a_synthetic_gradient(solution, datas, name):
+    cross_entropy, weight_decay, _ = COMBINATIONS[name]
+    found = mistakes(_wrong(solution, cross_entropy, weight_decay), datas)
+    assert found == {"hid_to_class": COMBINATION_MISTAKES[name], "input_to_hid": COMBINATION_MISTAKES[name]}
+
+
+def test_a_failed_check_names_the_mistakes_and_keeps_its_words(solution, datas):
+    flipped = _wrong(solution, lambda g, m: -g, lambda w, wd, m: wd * w)
+    with pytest.raises(CheckFailed) as raised:
+        checks.check_gradient_on_training_set(flipped, datas)
+    assert raised.value.mistakes == (Mistake.SIGN_FLIPPED,)
+    assert str(raised.value).startswith("With 10 hidden units on the whole training set")
+    assert "its sign is flipped" in str(raised.value)
+    for file_name, mistake in [("wrong_keys.py", Mistake.WRONG_KEYS_OR_SHAPE), ("nan_gradient.py", Mistake.NOT_FINITE),
+                               ("raises.py", Mistake.RAISED), ("returns_zeros.py", Mistake.NOT_IMPLEMENTED)]:
+        with pytest.raises(CheckFailed) as raised:
+            checks.check_gradient_keys_and_shapes(answer(file_name), datas)
+        assert raised.value.mistakes == (mistake,), file_name
+    with pytest.raises(CheckFailed) as raised:
+        hidden_tests.check_not_transposed(answer("transposed.py"), datas)
+    assert raised.value.mistakes == (Mistake.TRANSPOSED,)
+
+
+def test_wrong_and_missing_answers_are_named(datas):
+    for call, mistake in [(lambda: checks.check_reported_training_loss(None), Mistake.NOT_ANSWERED),
+                          (lambda: checks.check_reported_training_loss(2.302642), Mistake.WRONG_VALUE),
+                          (lambda: checks.check_choice("fast", "best_rate_with_momentum", [0.2, 1.0]),
+                           Mistake.WRONG_VALUE),
+                          (lambda: hidden_tests.check_best_learning_rate(0.2, "best_rate_without_momentum",
+                                                                         expected=1.0, other=0.2, which="x"),
+                           Mistake.WRONG_VALUE),
+                          (lambda: hidden_tests.check_tiny_gradient("hid_to_class", [[-0.3655], [0.3655]],
+                                                                    [[0.3655], [-0.3655]]), Mistake.SIGN_FLIPPED)]:
+        with pytest.raises(CheckFailed) as raised:
+            call()
+        assert raised.value.mistakes == (mistake,)
 
 
 def test_diagnosis_of_transposition_and_the_logistic_derivative_with_other_mistakes(solution, datas):
@@ -193,7 +262,7 @@ def test_diagnosis_of_transposition_and_the_logistic_derivative_with_other_mista
         return {"hid_to_class": transposed(model, data, 0.0)["hid_to_class"],
                 "input_to_hid": gradient["input_to_hid"] + wd_coefficient * model["input_to_hid"]}
 
-    found = checks.diagnose_gradient(both, datas)
+    found = diagnose(both, datas)
     assert "transpose of the correct gradient" in found["hid_to_class"]
     assert "weight decay term is missing" in found["hid_to_class"]
     assert "logistic function is missing" in found["input_to_hid"]
@@ -204,15 +273,16 @@ def test_diagnosis_of_transposition_and_the_logistic_derivative_with_other_mista
         right = solution(model, data, 0.0)["input_to_hid"]
         # the correct cross-entropy part with the logistic slope applied once more, case by case
         m = _m(data)
-        twice = sum(solution(model, checks._cases(data, slice(j, j + 1)), 0.0)["input_to_hid"]
+        twice = sum(solution(model, diagnosis.cases(data, slice(j, j + 1)), 0.0)["input_to_hid"]
                     * (hid_output[:, j:j + 1] * (1 - hid_output[:, j:j + 1])) for j in range(m)) / m
         assert twice.shape == right.shape
         return {"hid_to_class": solution(model, data, wd_coefficient)["hid_to_class"],
                 "input_to_hid": -twice + wd_coefficient * model["input_to_hid"]}
 
-    found = checks.diagnose_gradient(slope_twice, datas)
+    found = diagnose(slope_twice, datas)
     assert found["hid_to_class"] is None
     assert "applied twice" in found["input_to_hid"] and "sign is flipped" in found["input_to_hid"]
+    assert mistakes(slope_twice, datas)["input_to_hid"] == (Mistake.LOGISTIC_DERIVATIVE_TWICE, Mistake.SIGN_FLIPPED)
 
 
 def test_diagnosis_of_a_mistake_that_is_not_usual(solution, datas):
@@ -220,8 +290,9 @@ def test_diagnosis_of_a_mistake_that_is_not_usual(solution, datas):
         return {part: g + 1e-3 * np.sin(np.arange(g.size)).reshape(g.shape)
                 for part, g in solution(model, data, wd_coefficient).items()}
 
-    found = checks.diagnose_gradient(noisy, datas)
+    found = diagnose(noisy, datas)
     assert all("not one of the usual mistakes" in message for message in found.values())
+    assert mistakes(noisy, datas) == {"hid_to_class": (Mistake.UNUSUAL,), "input_to_hid": (Mistake.UNUSUAL,)}
 
 
 def test_factor_m_is_the_one_of_the_failing_check(solution, datas):
@@ -248,8 +319,8 @@ def test_factor_m_of_the_training_run(solution, datas):
 
 def test_diagnosis_finds_nothing_wrong_in_correct_answers(solution, datas):
     for gradient_fn in (solution, answer("learner_style.py")):
-        assert checks.diagnose_gradient(gradient_fn, datas) == {"hid_to_class": None, "input_to_hid": None}
-    found = checks.diagnose_gradient(answer("missing_logistic_derivative.py"), datas)
+        assert diagnose(gradient_fn, datas) == {"hid_to_class": None, "input_to_hid": None}
+    found = diagnose(answer("missing_logistic_derivative.py"), datas)
     assert found["hid_to_class"] is None
 
 

@@ -95,21 +95,29 @@ def test_a_test_cell_reads_only_the_learners_free_names():
 
 
 def test_verdicts_of_a_test_cell():
-    assert verdicts.run_test_cell("t", "assert x == 1", {"x": 1}).passed
+    from course_utils.diagnosis import CheckFailed, Mistake
+
+    passed = verdicts.run_test_cell("t", "assert x == 1", {"x": 1}, notebook="backprop")
+    assert passed.passed and passed.mistakes == () and passed.notebook == "backprop"
     failed = verdicts.run_test_cell("t", "assert x == 1, 'x is not one'", {"x": 2})
     assert not failed.passed and failed.message == "x is not one" and not failed.learner_process
+    assert failed.mistakes == (Mistake.UNUSUAL,)  # a plain assert names nothing
+    named = verdicts.run_test_cell("t", "raise CheckFailed('flipped', [Mistake.SIGN_FLIPPED])",
+                                   {"CheckFailed": CheckFailed, "Mistake": Mistake})
+    assert (named.message, named.mistakes) == ("flipped", (Mistake.SIGN_FLIPPED,))
     missing = verdicts.run_test_cell("t", "print(best)", {}, missing=["best"])
     assert not missing.passed and "best is not set" in missing.message
+    assert missing.mistakes == (Mistake.NOT_ANSWERED,)
     with pytest.raises(GradingMachineryError, match="needs a name nobody defines"):
         verdicts.run_test_cell("t", "print(undefined_by_anyone)", {})
     strange = verdicts.run_test_cell("t", "float(x)", {"x": reporting.decode_value({"type": "Foo"})})
-    assert not strange.passed and "TypeError" in strange.message
+    assert not strange.passed and "TypeError" in strange.message and strange.mistakes == (Mistake.WRONG_VALUE,)
 
     def crash(*args):
-        raise LearnerProcessFailure("the process stopped")
+        raise LearnerProcessFailure("the process stopped", [Mistake.PROCESS_FAILED])
 
     lost = verdicts.run_test_cell("t", "f()", {"f": crash})
-    assert not lost.passed and lost.learner_process
+    assert not lost.passed and lost.learner_process and lost.mistakes == (Mistake.PROCESS_FAILED,)
 
 
 def test_definitions_of_other_cells_come_with_the_function():
@@ -175,3 +183,101 @@ def test_the_cpu_time_of_the_learners_processes_is_counted_from_outside():
     with LearnerFunction(cells, 0, SandboxSettings(enabled=False)) as function:
         function(model, data, 0.0)
         assert function.last_cpu_seconds >= 1.5 * one_burn
+
+
+# --- the typed messages between the grading processes ------------------------------------------
+
+def _task(**changes):
+    from course_grading.messages import GradingTask
+
+    fields = dict(assignment_id="backprop", student_id="alice", digest="d1", submission_files={},
+                  submission_path="submitted/alice/backprop", autograded_path="autograded/alice/backprop",
+                  source_path="source/backprop", source_files={}, course_config=None, template_db=b"",
+                  kernel_names=("python3",), sandbox=SandboxSettings(), cell_timeout=None, timeout=60.0)
+    return GradingTask(**{**fields, **changes})
+
+
+def test_a_task_in_a_slot_changes_only_the_sandbox_user():
+    task = _task()
+    slotted = task.in_slot(61003)
+    assert slotted.sandbox.user_id == 61003 and task.sandbox.user_id == SandboxSettings().user_id
+    assert slotted.sandbox.memory == task.sandbox.memory and slotted.digest == task.digest
+
+
+def test_results_cross_from_the_grading_process_checked():
+    from course_grading.messages import CellVerdict, GradingResult, MessageError
+    from course_utils.diagnosis import Mistake
+
+    task = _task()
+    verdict = CellVerdict("backprop", "test_gradient", False, (Mistake.SIGN_FLIPPED,), "its sign is flipped",
+                          {"best_learning_rate": 0.35}, learner_process=False)
+    result = GradingResult.graded(task, scores={"notebooks": {}}, autograded_files={"a.ipynb": (b"{}", 0o644)},
+                                  verdicts=[verdict], notes=["left out x"])
+    back = GradingResult.from_plain(result.to_plain(), task)
+    assert back == result and back.verdicts[0].mistakes == (Mistake.SIGN_FLIPPED,)
+    failed = GradingResult.failed(task, "the kernel died")
+    assert GradingResult.from_plain(failed.to_plain(), task).reason == "the kernel died"
+    assert failed.status == "failed" and failed.scores is None and not failed.autograded_files
+
+    def tampered(**changes):
+        return {**result.to_plain(), **changes}
+
+    for plain, why in [
+        (tampered(student_id="bob"), "another task"),
+        (tampered(status="passed"), "status"),
+        (tampered(scores=None), "without scores"),
+        (tampered(autograded_files={"../../gradebook.db": (b"", 0o644)}), "leaves the autograded folder"),
+        (tampered(autograded_files={"a": b""}), "bytes, mode"),
+        (tampered(verdicts=[{**verdict.to_plain(), "mistakes": ["looks_fine"]}]), "unknown mistake"),
+        (tampered(verdicts=[{**verdict.to_plain(), "passed": "yes"}]), "true or false"),
+        (tampered(verdicts=[{**verdict.to_plain(), "answers": {"x": {"code": "1"}}}]), "not a plain value"),
+        (tampered(extra=1), "fields"),
+        ([], "not an object"),
+    ]:
+        with pytest.raises(MessageError, match=why):
+            GradingResult.from_plain(plain, task)
+
+
+def test_the_verdict_file_reads_back_and_refuses_other_files(tmp_path):
+    from course_grading.messages import CellVerdict, MessageError, VerdictFile, read_verdict_file
+    from course_utils.diagnosis import Mistake
+
+    cells = (CellVerdict("backprop", "test_gradient_training_set", False, (Mistake.SIGN_FLIPPED,), "flipped"),
+             CellVerdict("generalization", "test_best_wd_coefficient", True, answers={"best_wd_coefficient": 0.001}))
+    path = tmp_path / "course_grade_verdicts.json"
+    path.write_text(VerdictFile("backprop", "alice", cells, ("a note",)).to_json())
+    plain = json.loads(path.read_text())
+    assert plain["format"] == 1 and plain["cells"][0]["mistakes"] == ["sign_flipped"]
+    assert plain["cells"][1] == {"notebook": "generalization", "grade_id": "test_best_wd_coefficient",
+                                 "passed": True, "mistakes": [], "message": "",
+                                 "answers": {"best_wd_coefficient": 0.001}, "learner_process": False}
+    assert read_verdict_file(path) == VerdictFile("backprop", "alice", cells, ("a note",))
+    path.write_text(json.dumps({**plain, "format": 2}))
+    with pytest.raises(MessageError, match="format 2"):
+        read_verdict_file(path)
+    path.write_text("{")
+    with pytest.raises(MessageError, match="not JSON"):
+        read_verdict_file(path)
+
+
+def test_answers_keep_plain_values_only():
+    from course_grading.messages import keep_answer, plain_answer
+
+    assert plain_answer(np.float64(0.35)) == 0.35 and plain_answer(np.int64(183)) == 183
+    assert plain_answer(np.array([[0.1], [-0.2]])) == [0.1, -0.2]
+    assert plain_answer(float("nan")) == "nan" and plain_answer("x" * 500) == "x" * 200
+    assert not keep_answer(np.zeros((256, 10))) and not keep_answer(reporting.decode_value({"type": "Foo"}))
+    assert keep_answer(True) and not keep_answer(None)
+
+
+def test_a_machinery_failure_is_recorded_as_a_value(tmp_path):
+    from course_grading.messages import CellVerdict, MachineryFailure, VerdictRecord
+
+    record = VerdictRecord(str(tmp_path / "verdicts.jsonl"))
+    assert record.read() == ((), None)
+    record.add_notebook([CellVerdict("backprop", "t", True)])
+    record.add_failure("the setup cell 'setup' failed: OSError: no data")
+    cells, failure = record.read()
+    assert (tmp_path / "verdicts.jsonl").stat().st_mode & 0o777 == 0o600
+    assert [cell.grade_id for cell in cells] == ["t"]
+    assert failure == MachineryFailure("the setup cell 'setup' failed: OSError: no data")

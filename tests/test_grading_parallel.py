@@ -15,6 +15,7 @@ import time
 import pytest
 
 import grading_support as support
+from course_grading.messages import VERDICT_FILE
 
 pytestmark = pytest.mark.skipif(not support.COURSE.joinpath("source", "backprop", "backprop.ipynb").exists(),
                                 reason="the course's source notebook is missing")
@@ -68,7 +69,11 @@ def test_autograded_files_have_nbgraders_names_and_permissions(sequential, paral
 
     expected = files(sequential)
     assert len(expected) >= 2 * len(STUDENTS)  # a notebook and a timestamp each
-    assert files(parallel[0]) == expected
+    got = files(parallel[0])
+    # Beside nbgrader's files, course-grade's verdicts of each learner (for the class report).
+    verdict_files = {f"autograded/{student}/backprop/{VERDICT_FILE}" for student in STUDENTS}
+    assert verdict_files <= set(got)
+    assert {name: mode for name, mode in got.items() if name not in verdict_files} == expected
 
 
 def test_formgrader_api_shows_the_grades(sequential, parallel):
@@ -143,13 +148,15 @@ def test_dask_cluster_on_loopback(submitted_course, sequential, tmp_path):
 
 
 def test_a_grading_process_that_stops_says_why(submitted_course, tmp_path):
-    """The process itself fails (here: a task without the source files), not the learner's
-    code: the reason names the exit code and the error from its log."""
-    from course_grading import grade, sandbox, worker
+    """The process itself fails (here: a task whose source files are not files), not the
+    learner's code: the reason names the exit code and the error from its log."""
+    import dataclasses
+
+    from course_grading import grade, sandbox, supervisor
 
     course = grade.Course(str(submitted_course), support.ASSIGNMENT, settings=sandbox.SandboxSettings())
-    task = course.make_task("correct")
-    del task["source_files"]
-    result = worker.grade_submission(task)
-    assert result["status"] == "failed"
-    assert result["reason"].startswith("the grading process stopped (exit code 1): KeyError: 'source_files'")
+    task = dataclasses.replace(course.make_task("correct"), source_files=None)
+    result = supervisor.grade_submission(task)
+    assert result.status == "failed" and result.scores is None
+    assert result.reason.startswith("the grading process stopped (exit code 1): AttributeError: "
+                                    "'NoneType' object has no attribute 'items'"), result.reason

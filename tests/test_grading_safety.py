@@ -159,6 +159,13 @@ def test_precomputed_gradient_is_caught_by_the_random_probe(graded):
     outputs = _test_outputs(graded, "precomputed")["test_gradient_training_set"]
     assert "random model" in outputs[0]["evalue"], outputs
     assert _scores(graded, "precomputed")["test_gradient_training_set"] == 0.0
+    # The verdict file names it, for the class report.
+    from course_grading.messages import VERDICT_FILE, read_verdict_file
+    from course_utils.diagnosis import Mistake
+
+    verdicts = read_verdict_file(graded[0] / "autograded" / "precomputed" / "backprop" / VERDICT_FILE)
+    cell = next(cell for cell in verdicts.cells if cell.grade_id == "test_gradient_training_set")
+    assert not cell.passed and cell.mistakes == (Mistake.RIGHT_ONLY_ON_TESTED_INPUTS,)
 
 
 def test_sandbox_blocks_escapes_and_fake_scores(graded):
@@ -272,10 +279,10 @@ def test_the_scratch_folder_is_private_while_grading(tmp_path):
     """Other users of the machine cannot read a submission or the assignment's definitions
     from a worker's scratch folder: it is only passable (0711), and everything in it is private
     (the runtime folder belongs to the sandbox user)."""
-    from course_grading import gradebook_sync, grade, sandbox, worker
+    from course_grading import gradebook_sync, grade, sandbox, supervisor
 
     gradebook_sync.put_alembic_on_path()
-    worker.set_data_dir()
+    sandbox.set_data_dir()
     root = support.released_course(tmp_path / "course")
     support.submit_examples(root, ["correct"])
     # Short, for the kernel's sockets (see the next test); mkdtemp makes it 0700.
@@ -299,12 +306,12 @@ def test_the_scratch_folder_is_private_while_grading(tmp_path):
     watcher = threading.Thread(target=watch)
     watcher.start()
     try:
-        result = worker.grade_submission(task)
+        result = supervisor.grade_submission(task)
     finally:
         done.set()
         watcher.join()
         shutil.rmtree(scratch_root)
-    assert result["status"] == "graded", result.get("log_tail")
+    assert result.status == "graded", result.log_tail
     assert {"task.pickle", "autograde.log", "course", "runtime", "tmp"} <= set(seen), seen
     assert seen.pop(".") == 0o711
     assert {name: oct(mode) for name, mode in seen.items() if mode & 0o077} == {}

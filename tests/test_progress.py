@@ -4,11 +4,12 @@ import io
 import pytest
 
 from course_grading.grade import Progress
+from course_grading.messages import GradingResult
 
 pytestmark = pytest.mark.fast
 
-RESULTS = [{"student_id": "ada", "status": "graded"}, {"student_id": "bob", "status": "failed"},
-           {"student_id": "cy", "status": "graded"}]
+RESULTS = [GradingResult("backprop", student, "digest", status)
+           for student, status in (("ada", "graded"), ("bob", "failed"), ("cy", "graded"))]
 
 
 class Terminal(io.StringIO):

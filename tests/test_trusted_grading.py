@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 import grading_support as support
+from course_grading.messages import VERDICT_FILE, read_verdict_file
+from course_utils.diagnosis import Mistake
 
 HIDDEN_CODE = "hidden_tests.check_"
 
@@ -203,3 +205,35 @@ def test_a_setup_that_fails_fails_the_submission_and_keeps_the_good_grade(graded
     assert support.journal(copy / "gradebook.db")["correct"][0] == "failed"
     assert support.student_scores(copy / "gradebook.db", "correct") == before
     assert (copy / "autograded" / "correct" / "backprop" / "backprop.ipynb").exists()
+
+
+def _verdicts(root, student):
+    """{grade_id: CellVerdict} of a learner's backprop notebook, from course-grade's verdict file."""
+    found = read_verdict_file(root / "autograded" / student / "backprop" / VERDICT_FILE)
+    assert (found.assignment_id, found.student_id) == ("backprop", student)
+    return {cell.grade_id: cell for cell in found.cells if cell.notebook == "backprop"}
+
+
+def test_verdict_files_agree_with_the_gradebook_and_name_the_mistakes(graded):
+    root, control, _ = graded
+    for student in ("correct", "forge_verdicts", "other_version_names"):
+        cells = _verdicts(root, student)
+        scores = _auto(root, student)
+        assert set(cells) == set(scores)
+        assert {grade_id for grade_id, cell in cells.items() if cell.passed} == {
+            grade_id for grade_id, points in scores.items() if points}, student
+    correct = _verdicts(root, "correct")
+    assert not any(cell.mistakes or cell.learner_process for cell in correct.values())
+    assert correct["test_reported_training_loss"].answers == {"reported_training_loss": 2.301906765216956}
+    assert correct["test_tiny_hid_to_class"].answers == {"tiny_d_hid_to_class": [0.36553, -0.36553]}
+    # The forged messages broke the learner process: named as its failure, not as a wrong gradient.
+    forged = _verdicts(root, "forge_verdicts")
+    assert forged["test_gradient_training_set"].learner_process
+    assert forged["test_gradient_training_set"].mistakes == (Mistake.PROCESS_FAILED,)
+    assert forged["test_reported_training_loss"].mistakes == (Mistake.UNREADABLE_ANSWER,)
+    # A name of another version: the function raised, as the learner is told.
+    other = _verdicts(root, "other_version_names")["test_gradient_training_set"]
+    assert other.mistakes == (Mistake.RAISED,) and "KeyError" in other.message
+    # A submission that could not be graded has no verdicts (its grades are nbgrader's as before).
+    assert not (root / "autograded" / "broken_notebook" / "backprop" / VERDICT_FILE).exists()
+    assert not (control / "autograded" / "correct" / "backprop" / VERDICT_FILE).exists()
