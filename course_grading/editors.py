@@ -10,8 +10,10 @@ or grades wrongly:
 - cells moved out of the assignment's order, or deleted: put back where the release has
   them (a deleted cell as the release has it: a test cell is then restored from the
   gradebook by nbgrader as usual, an answer cell is the release's empty answer);
-- notebooks saved by an older Jupyter (format 3, or 4.0 to 4.4 without cell ids) or by
-  another editor: converted to format 4.5 and written in Jupyter's own layout.
+- notebooks saved by an older Jupyter (format 3, or 4.0 to 4.4 without cell ids):
+  converted to format 4.5 and written in Jupyter's own layout. Another editor's layout
+  (VS Code's metadata, key order, indentation, no final newline) needs nothing: nbformat
+  and nbgrader read it as they read Jupyter's.
 
 :func:`repair_notebook` does it for one notebook and says what it found and did, in
 sentences for the learner and the instructor; the grader puts them in the summary and,
@@ -226,8 +228,8 @@ def repair_notebook(text, release_cells=None):
 
 def note_cell(notes):
     """A Markdown cell that tells the learner what the grader found and did."""
-    lines = ["**Note from the grader.** Your editor left this notebook in a state nbgrader "
-             "does not grade as it stands; it was graded as if it had not:", ""]
+    lines = ["**Note from the grader.** Your editor changed this notebook in ways nbgrader does "
+             "not expect. What was found, and what the grader did:", ""]
     lines += [f"- {note[0].upper()}{note[1:]}." for note in notes]
     cell = nbformat.v4.new_markdown_cell("\n".join(lines))
     cell.metadata["tags"] = [NOTE_TAG]
