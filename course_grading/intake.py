@@ -117,6 +117,10 @@ def read_submission(root, file_limit=FILE_LIMIT, total_limit=TOTAL_LIMIT, releas
             repaired = editors.repair_notebook(files[name], (release or {}).get(name))
         except ValueError as error:
             return Submission(files, notes, f"{name} is not a notebook nbgrader can read ({error})")
+        except Exception as error:  # JSON that nbformat reads but not shaped as a notebook
+            notes.append(f"{name}: not checked for an editor's changes ({type(error).__name__}: "
+                         f"{str(error)[:200]}); graded as it is")
+            continue
         if repaired.notes:
             repaired.notebook.cells.insert(0, editors.note_cell(repaired.notes))
             files[name] = nbformat.writes(repaired.notebook).encode() + b"\n"

@@ -66,3 +66,14 @@ def test_a_broken_notebook_fails_only_its_submission(tmp_path):
 def test_a_linked_submission_folder_is_refused(tmp_path, folder):
     (tmp_path / "alias").symlink_to(folder)
     assert "not a folder" in intake.read_submission(tmp_path / "alias").error
+
+
+def test_a_notebook_shaped_oddly_is_handed_on_as_it_is_with_a_note(tmp_path):
+    # JSON that nbformat reads, with a cell's source that is no text: the editors' check
+    # cannot compare it with the release's cells, and the submission goes on as it is.
+    odd = json.dumps({"cells": [{"cell_type": "markdown", "metadata": {}, "source": {"not": "text"}}],
+                      "metadata": {}, "nbformat": 4, "nbformat_minor": 5}).encode()
+    (tmp_path / "backprop.ipynb").write_bytes(odd)
+    submission = intake.read_submission(tmp_path, release={"backprop.ipynb": []})
+    assert submission.error is None and submission.files["backprop.ipynb"] == odd
+    assert submission.notes[0].startswith("backprop.ipynb: not checked for an editor's changes (TypeError")
