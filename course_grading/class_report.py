@@ -36,9 +36,8 @@ from pathlib import Path
 
 from course_utils.diagnosis import Mistake
 
-#: The verdict file ``course-grade`` writes beside each autograded notebook.
-VERDICT_FILE = "course_grade_verdicts.json"
-VERDICT_FORMAT = 1
+from .messages import VERDICT_FILE, MessageError, read_verdict_file
+
 # A verdict file is a few kilobytes; a larger one is not what the grader writes.
 MAX_VERDICT_BYTES = 2 * 2**20
 # An answer longer than this is shown cut (answers are numbers or short text).
@@ -56,14 +55,14 @@ class ReportError(RuntimeError):
     """The course or the assignment cannot be reported on; the message says what to do."""
 
 
-# --- the verdict file (one reader, the only place that knows its layout) -------------------
+# --- the verdict files, as the report counts them ------------------------------------------
 
 @dataclasses.dataclass
-class CellVerdict:
-    """What the grader decided about one test cell of one learner.
+class CountedCell:
+    """The grader's verdict on one test cell of one learner, as the report counts it.
 
     ``mistakes`` are values of :class:`~course_utils.diagnosis.Mistake`; ``answers`` maps the
-    learner's names to the plain values they held (a number or short text each).
+    learner's names to the values they held, as short text (the key they are counted under).
     """
 
     notebook: str
@@ -86,77 +85,59 @@ class LearnerVerdicts:
     ignored: list = dataclasses.field(default_factory=list)
 
 
-def _plain_answer(value, depth=0):
-    """An answer as short text (the key it is counted under), or None if it is not a number,
-    text, true/false, null or a small (nested) list of numbers."""
-    if value is None or isinstance(value, (bool, int)):
+def _short(text):
+    return text if len(text) <= MAX_ANSWER_CHARS else text[:MAX_ANSWER_CHARS - 1] + "…"
+
+
+def _plain_answer(value):
+    """An answer (as the grader's reader lets it through: a number, text, true/false or a
+    short list of them) as short text, the key it is counted under; None for anything else."""
+    if isinstance(value, (bool, int)):
         return str(value)
     if isinstance(value, float):
         return f"{value:.6g}" if math.isfinite(value) else str(value)
     if isinstance(value, str):
-        return value if len(value) <= MAX_ANSWER_CHARS else value[:MAX_ANSWER_CHARS - 1] + "…"
-    if isinstance(value, list) and depth < 3 and len(value) <= 20:
-        items = [_plain_answer(item, depth + 1) if not isinstance(item, str) else None for item in value]
+        return _short(value)
+    if isinstance(value, list):
+        items = [_plain_answer(item) if not isinstance(item, list) else None for item in value]
         if None not in items:
-            text = "[" + ", ".join(items) + "]"
-            return text if len(text) <= MAX_ANSWER_CHARS else text[:MAX_ANSWER_CHARS - 1] + "…"
+            return _short("[" + ", ".join(items) + "]")
     return None
 
 
 def read_verdicts(folder, assignment_id, student_id):
-    """The verdict file in one learner's autograded ``folder``, checked field by field.
+    """The verdict file in one learner's autograded ``folder``, read with the grader's own
+    checking reader (:func:`course_grading.messages.read_verdict_file`).
 
-    A missing, unreadable or malformed file is a :class:`LearnerVerdicts` saying so, never
-    an exception: the report lists such learners as having no verdicts recorded.
+    A missing, unreadable or malformed file, or one written for someone else, is a
+    :class:`LearnerVerdicts` saying so, never an exception: the report lists such learners
+    as having no verdicts recorded.
     """
     path = Path(folder) / VERDICT_FILE
     try:
         if path.stat().st_size > MAX_VERDICT_BYTES:
             return LearnerVerdicts(MALFORMED, problem=f"{VERDICT_FILE} is larger than {MAX_VERDICT_BYTES} bytes")
-        data = json.loads(path.read_bytes().decode("utf-8"))
+        found = read_verdict_file(path)
     except FileNotFoundError:
         return LearnerVerdicts(MISSING, problem=f"no {VERDICT_FILE} in the autograded folder")
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
-        return LearnerVerdicts(MALFORMED, problem=f"{VERDICT_FILE} cannot be read: {error}")
-
-    def malformed(why):
-        return LearnerVerdicts(MALFORMED, problem=f"{VERDICT_FILE}: {why}")
-
-    if not isinstance(data, dict):
-        return malformed("not a JSON object")
-    if data.get("format") != VERDICT_FORMAT:
-        return malformed(f"format {data.get('format')!r}, this report reads format {VERDICT_FORMAT}")
-    if data.get("assignment_id") != assignment_id or data.get("student_id") != student_id:
-        return malformed(f"written for {data.get('student_id')!r} / {data.get('assignment_id')!r}, "
-                         f"found in the folder of {student_id!r} / {assignment_id!r}")
-    cells, notes = data.get("cells"), data.get("notes", [])
-    if not isinstance(cells, list) or not all(isinstance(cell, dict) for cell in cells):
-        return malformed("'cells' is not a list of objects")
-    if not isinstance(notes, list) or not all(isinstance(note, str) for note in notes):
-        return malformed("'notes' is not a list of texts")
-    verdicts = LearnerVerdicts(RECORDED, notes=list(notes))
-    for number, cell in enumerate(cells):
-        notebook, grade_id, passed = cell.get("notebook"), cell.get("grade_id"), cell.get("passed")
-        mistakes, answers = cell.get("mistakes", []), cell.get("answers", {})
-        if not (isinstance(notebook, str) and isinstance(grade_id, str) and isinstance(passed, bool)
-                and isinstance(mistakes, list) and isinstance(answers, dict)):
-            return malformed(f"cell {number} lacks notebook, grade_id, passed, mistakes or answers "
-                             "of the right types")
-        known = []
-        for name in mistakes:
-            try:
-                known.append(Mistake(name).value)
-            except (ValueError, TypeError):
-                verdicts.ignored.append(f"{grade_id}: unknown mistake {str(name)[:40]!r}")
+    except (OSError, UnicodeDecodeError, MessageError) as error:
+        problem = str(error).replace(f"{path}: ", "")
+        return LearnerVerdicts(MALFORMED, problem=f"{VERDICT_FILE} cannot be used: {problem}")
+    if (found.assignment_id, found.student_id) != (assignment_id, student_id):
+        return LearnerVerdicts(MALFORMED, problem=f"{VERDICT_FILE}: written for {found.student_id!r} / "
+                               f"{found.assignment_id!r}, found in the folder of {student_id!r} / {assignment_id!r}")
+    verdicts = LearnerVerdicts(RECORDED, notes=list(found.notes))
+    for cell in found.cells:
         plain = {}
-        for key, value in answers.items():
+        for name, value in cell.answers.items():
             shown = _plain_answer(value)
             if shown is None:
-                verdicts.ignored.append(f"{grade_id}: answer {key[:40]!r} is not a number or short text")
+                verdicts.ignored.append(f"{cell.grade_id}: answer {name[:40]!r} is not a number or short text")
             else:
-                plain[key] = shown
-        verdicts.cells.append(CellVerdict(notebook, grade_id, passed, sorted(set(known)), plain,
-                                          cell.get("learner_process") is True))
+                plain[name] = shown
+        verdicts.cells.append(CountedCell(cell.notebook, cell.grade_id, cell.passed,
+                                          sorted({mistake.value for mistake in cell.mistakes}), plain,
+                                          cell.learner_process))
     return verdicts
 
 
@@ -349,11 +330,11 @@ def _read_gradebook(coursedir, assignment_id):
                 submissions[submission.student_id] = {
                     "timestamp": submission.timestamp.isoformat() if submission.timestamp else None,
                     "seconds_late": float(submission.total_seconds_late), "penalty": 0.0, "grades": {}}
-            rows = (gb.db.query(SubmittedAssignment.student_id, Notebook.name, SubmittedNotebook.id,
-                                SubmittedNotebook.late_submission_penalty)
-                    .join(SubmittedNotebook.assignment).join(SubmittedNotebook.notebook)
+            # nbgrader keeps the late penalty per notebook; the submission's is their sum.
+            rows = (gb.db.query(SubmittedAssignment.student_id, SubmittedNotebook.late_submission_penalty)
+                    .join(SubmittedNotebook.assignment)
                     .filter(SubmittedAssignment.assignment_id == assignment.id))
-            for student_id, _, _, penalty in rows:
+            for student_id, penalty in rows:
                 submissions[student_id]["penalty"] += penalty or 0.0
             rows = (gb.db.query(SubmittedAssignment.student_id, Notebook.name, GradeCell.name, Grade.auto_score,
                                 Grade.manual_score, Grade.extra_credit, Grade.needs_manual_grade)

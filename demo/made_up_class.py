@@ -9,7 +9,6 @@ by a :class:`MadeUpLearner`, so a test knows every count the report should show.
 from __future__ import annotations
 
 import datetime
-import json
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -20,8 +19,8 @@ from nbgrader.api import Gradebook
 from sqlalchemy import text
 from sqlalchemy.exc import SAWarning
 
-from course_grading.class_report import VERDICT_FILE
 from course_grading.gradebook_sync import JOURNAL_TABLE, ensure_journal, put_alembic_on_path
+from course_grading.messages import VERDICT_FILE, CellVerdict, VerdictFile
 
 PROJECT = Path(__file__).resolve().parent.parent
 COURSE = PROJECT / "notebooks"
@@ -47,8 +46,8 @@ class MadeUpLearner:
         the notebooks in the autograded folder (None: all of the assignment's).
     seconds_late, late_penalty : float
     verdicts : list, str or None
-        the ``cells`` of the verdict file; a str is written as the file's whole text;
-        None writes no file.
+        the verdict file's cells (plain, as ``verdict`` makes them), written by the grader's
+        own ``VerdictFile``; a str is written as the file's whole text; None writes no file.
     notes : list of str
         the verdict file's notes.
     """
@@ -67,7 +66,7 @@ class MadeUpLearner:
 
 
 def verdict(notebook, grade_id, passed, mistakes=(), answers=None, learner_process=False):
-    """One cell of a verdict file, as the grader writes it."""
+    """One cell of a verdict file, plain (``messages.CellVerdict.to_plain``'s layout)."""
     return {"notebook": notebook, "grade_id": grade_id, "passed": passed, "mistakes": list(mistakes),
             "message": "Passed." if passed else "Failed: see the diagnosis.", "answers": answers or {},
             "learner_process": learner_process}
@@ -150,6 +149,6 @@ def _write_files(root, learner, cells, assignment):
     if isinstance(learner.verdicts, str):
         (autograded / VERDICT_FILE).write_text(learner.verdicts)
     elif learner.verdicts is not None:
-        (autograded / VERDICT_FILE).write_text(json.dumps(
-            {"format": 1, "assignment_id": assignment, "student_id": learner.student_id,
-             "cells": learner.verdicts, "notes": list(learner.notes)}))
+        cells = tuple(CellVerdict.from_plain(cell) for cell in learner.verdicts)
+        (autograded / VERDICT_FILE).write_text(
+            VerdictFile(assignment, learner.student_id, cells, tuple(learner.notes)).to_json())
