@@ -9,7 +9,10 @@ or grades wrongly:
   ordinary cells, which run where they are, as they did in the learner's kernel;
 - cells moved out of the assignment's order, or deleted: put back where the release has
   them (a deleted cell as the release has it: a test cell is then restored from the
-  gradebook by nbgrader as usual, an answer cell is the release's empty answer);
+  gradebook by nbgrader as usual, an answer cell is the release's empty answer). nbgrader's
+  own ``add_missing_cells`` puts back deleted graded cells only, and stops the grading with
+  a KeyError when the cell before a deleted one is not graded (a written answer after its
+  question);
 - notebooks saved by an older Jupyter (format 3, or 4.0 to 4.4 without cell ids):
   converted to format 4.5 and written in Jupyter's own layout. Another editor's layout
   (VS Code's metadata, key order, indentation, no final newline) needs nothing: nbformat

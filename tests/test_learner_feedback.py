@@ -9,7 +9,8 @@ found and done:
   edited copy pasted below it holds the correct code, as the kernel ran it; a stray
   ``backprop-Copy1.ipynb`` and JupyterLab's checkpoints beside the notebook.
 - ``old_moved_deleted``: saved by an older Jupyter (format 4.4, no cell ids), a test cell
-  moved to the end, a pasted copy of another test cell, the setup cell deleted.
+  moved to the end, a pasted copy of another test cell, the setup cell and a written
+  answer deleted.
 
 The demo's ``flipped_sign`` learner's page explains the wrong gradient once, in the first
 test cell that fails, and later cells point there; the page shows its maths in Chromium
@@ -61,7 +62,8 @@ def graded(tmp_path_factory):
                                       ".ipynb_checkpoints/backprop-checkpoint.ipynb": cases.saved(flipped)})
     damaged = cases.moved(correct, "test_gradient_training_set", after="test_reported_training_loss")
     damaged = cases.pasted_copy(damaged, "test_keys_and_shapes", after="test_tiny_input_to_hid")
-    damaged = cases.deleted(damaged, "setup")
+    # Plain nbgrader (add_missing_cells) stops on the deleted written answer: KeyError 'ex1_intro'.
+    damaged = cases.deleted(damaged, "setup", "ex1a_softmax_answer")
     _submit(root, "old_moved_deleted", {"backprop.ipynb": cases.older_jupyter(damaged, 4)})
     support.submit_examples(root, ["flipped_sign"])
     result = support.course_grade(root, "--workers", "2")
@@ -92,7 +94,7 @@ def test_the_summary_says_what_was_found_and_done(graded):
     # put back in its place; the original runs as an ordinary cell.
     for note in ("saved in notebook format 4.4", "found a copy of the test cell 'test_keys_and_shapes'",
                  "cells 'test_keys_and_shapes', 'test_gradient_training_set' were moved",
-                 "cell 'setup' was deleted"):
+                 "cells 'setup', 'ex1a_softmax_answer' were deleted"):
         assert f"old_moved_deleted: backprop.ipynb: {note}" in summary, summary
 
 
@@ -100,7 +102,7 @@ def test_the_feedback_page_says_it_too(graded):
     root, _ = graded
     page = html.unescape((root / "feedback" / "old_moved_deleted" / ASSIGNMENT / "backprop.html").read_text())
     assert "Note from the grader." in page
-    assert "Cell 'setup' was deleted: put back as the assignment has it" in page
+    assert "Cells 'setup', 'ex1a_softmax_answer' were deleted: put back as the assignment has them" in page
     autograded = nbformat.read(root / "autograded" / "pasted_gradient" / ASSIGNMENT / "backprop.ipynb",
                                as_version=4)
     assert "d_loss_by_d_model" in autograded.cells[0].source
