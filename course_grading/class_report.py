@@ -599,7 +599,9 @@ th, td { border-bottom: 1px solid var(--line); padding: 3px 8px; text-align: lef
          overflow-wrap: break-word; }
 th:first-child, td:first-child { min-width: 10em; }
 td.long, td:first-child { overflow-wrap: anywhere; }
-td.id { white-space: nowrap; }
+td.id { white-space: nowrap; overflow-wrap: normal; }
+td.gid { overflow-wrap: break-word; }
+td.wide { min-width: 20em; }
 th { background: #f3f5f7; }
 td.num, th.num { text-align: right; white-space: nowrap; }
 .bad { color: var(--bad); } .ok { color: var(--ok); } .mid { color: var(--mid); }
@@ -619,6 +621,8 @@ ul.names { list-style: none; padding: 0; margin: 0; display: flex; flex-wrap: wr
   figure, tr, .card { break-inside: avoid; }
   thead { display: table-header-group; }
   .grid2 { display: block; }
+  td.id { white-space: normal; overflow-wrap: anywhere; }
+  td.wide { min-width: 0; }
   figure img { max-width: 16cm; }
 }
 """
@@ -713,6 +717,11 @@ def _e(text):
     return html.escape(str(text))
 
 
+def _id(text):
+    """A grade id that may wrap only after its underscores."""
+    return _e(text).replace("_", "_<wbr>")
+
+
 def _number(value, digits=3):
     return "–" if value is None else f"{value:.{digits}g}"
 
@@ -723,7 +732,7 @@ def _names(items):
     for student, link, extra in items:
         name = f'<a href="{_e(link)}">{_e(student)}</a>' if link else _e(student)
         parts.append(f"<li>{name}{' ' + _e(extra) if extra else ''}</li>")
-    return f'<ul class="names">{"".join(parts)}</ul>' if parts else '<p class="muted">none</p>'
+    return f'<ul class="names">{"".join(parts)}</ul>' if parts else '<span class="muted">none</span>'
 
 
 def _first_feedback(learner):
@@ -807,7 +816,7 @@ def _scores_section(report):
                    "<th class=num>graded</th><th class=num>to grade</th><th class=num>mean of graded</th>"
                    "</tr></thead><tbody>")
         for w in report.written:
-            out.append(f"<tr><td>{_e(w.grade_id)}</td><td class=id>{_e(w.notebook)}</td><td class=num>{w.max_score:g}</td>"
+            out.append(f"<tr><td class=gid>{_id(w.grade_id)}</td><td class=id>{_e(w.notebook)}</td><td class=num>{w.max_score:g}</td>"
                        f"<td class=num>{w.graded}</td><td class=num>{w.to_grade}</td>"
                        f"<td class=num>{_number(w.mean_score)}</td></tr>")
         out.append("</tbody></table>")
@@ -823,13 +832,13 @@ def _cells_section(report):
     labels = {m.value: m.label for m in Mistake}
     out.append("<table><thead><tr><th>test cell</th><th>notebook</th><th class=num>points</th>"
                "<th class=num>passed</th><th class=num>partly</th><th class=num>failed</th>"
-               "<th class=num>notebook missing</th><th>mistakes found there (learners)</th></tr></thead><tbody>")
+               "<th class=num>notebook not sent</th><th>mistakes found there (learners)</th></tr></thead><tbody>")
     for cell in report.cells:
         rate = f"{cell.passed} ({100 * cell.pass_rate:.0f}%)"
         found = ", ".join(f"{_e(labels.get(name, name))} ({count})" for name, count in cell.mistakes.items())
-        out.append(f"<tr><td>{_e(cell.grade_id)}</td><td class=id>{_e(cell.notebook)}</td><td class=num>{cell.max_score:g}"
+        out.append(f"<tr><td class=gid>{_id(cell.grade_id)}</td><td class=id>{_e(cell.notebook)}</td><td class=num>{cell.max_score:g}"
                    f"</td><td class=num>{rate}</td><td class=num>{cell.partly}</td><td class=num>{cell.failed}</td>"
-                   f"<td class=num>{cell.notebook_missing}</td><td>{found}</td></tr>")
+                   f"<td class=num>{cell.notebook_missing}</td><td class=wide>{found}</td></tr>")
     out.append("</tbody></table>")
     return "\n".join(out)
 
