@@ -1,13 +1,14 @@
-"""Grade every submission of an assignment in parallel: ``course-grade ASSIGNMENT``.
+"""The coordinator: grade every submission of an assignment in parallel, ``course-grade ASSIGNMENT``.
 
-The coordinating process (this module) finds the submissions, skips those
-already finished (the journal in the gradebook), and hands each of the others
-to a worker: a local thread that supervises one grading process per submission
-(as many at a time as the machine has cores), or a Dask cluster
-(``--scheduler tcp://host:8786``). Only this process writes to the course: for
-each result it writes the autograded files, then the scores and the journal
-entry in one gradebook transaction. Killing it loses at most the submissions in
-flight; running it again grades those and nothing else.
+The coordinating process (this module) finds the submissions, skips those already
+finished (the journal in the gradebook), and hands each of the others, as a
+:class:`~course_grading.messages.GradingTask`, to a supervisor
+(:mod:`course_grading.supervisor`): a local thread per grading slot (as many at a time as
+the machine has cores), or a Dask worker (``--scheduler tcp://host:8786``). Only this
+process writes to the course: for each :class:`~course_grading.messages.GradingResult`
+it writes the autograded files (the learner's verdict file among them), then the scores
+and the journal entry in one gradebook transaction. Killing it loses at most the
+submissions in flight; running it again grades those and nothing else.
 """
 from __future__ import annotations
 

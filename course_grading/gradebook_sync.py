@@ -1,10 +1,10 @@
-"""Moving grades between a worker's private gradebook and the course gradebook.
+"""Moving grades between a grading process's private gradebook and the course gradebook.
 
-Each worker autogrades one submission against a private copy of the course's
-assignment definitions (the *template*: the gradebook without any submission).
-The coordinating process alone writes the course gradebook: it copies the
-worker's results in and records the submission as finished in a journal table,
-committed in the same transaction as the scores.
+Each grading process autogrades one submission against a private copy of the course's
+assignment definitions (the *template*: the gradebook without any submission) and reads
+its scores back (:func:`read_scores`). The coordinating process alone writes the course
+gradebook: it copies the results in and records the submission as finished in a journal
+table, committed in the same transaction as the scores (:func:`record_result`).
 """
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ Started by the supervisor (:mod:`course_grading.supervisor`) with a
 1. builds a scratch course: the assignment's definitions (a gradebook without
    submissions), the learner's files and the course's ``nbgrader_config.py``;
 2. runs nbgrader's own ``autograde`` on it, with a kernelspec that starts the kernel
-   in the sandbox (:mod:`course_grading.sandbox`), and decides every test cell
+   in the sandbox (:mod:`course_grading.sandbox_launcher`), and decides every test cell
    here, never in the kernel (:mod:`course_grading.verdicts`);
 3. writes the :class:`~course_grading.messages.GradingResult` (scores, autograded files,
    verdicts, problems found; or why it failed) to its result file, and exits.
@@ -93,6 +93,7 @@ def build_scratch_course(task, scratch):
         # Test cells are decided here, never in the learner's kernel.
         "from course_grading.verdicts import autograde_preprocessors",
         "c.Autograde.autograde_preprocessors = autograde_preprocessors()",
+        f"c.StubTestCells.report_module = {sandbox.kernel_answers_path(settings)!r}",
         f"c.TrustedVerdicts.sandbox_settings_file = {settings_file!r}",
         f"c.TrustedVerdicts.record_file = {record.path!r}",
     ]
@@ -112,7 +113,7 @@ def build_scratch_course(task, scratch):
         # The kernel's working folder starts as a copy of the learner's submission, not of
         # the autograded folder, which holds the notebooks graded before (with their tests).
         submitted = os.path.join(root, task.submission_path)
-        spec = {"argv": [sys.executable, "-m", "course_grading.sandbox", "kernel",
+        spec = {"argv": [sys.executable, "-m", "course_grading.sandbox_launcher", "kernel",
                          "--settings", settings_file, "--runtime-dir", runtime,
                          "--seed-from", submitted, "{connection_file}"],
                 "display_name": f"{name} (grading sandbox)", "language": "python",

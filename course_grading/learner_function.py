@@ -18,7 +18,6 @@ Failures are told apart by who is at fault:
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -29,13 +28,13 @@ import psutil
 
 from course_utils.diagnosis import CheckFailed, Mistake
 from course_utils.learner_errors import LearnerCodeError
-from course_utils.reporting import stand_in
 
 from . import learner_protocol as protocol
+from .kernel_answers import unreadable_value
+from .sandbox import GRADER_FILES_DIR, launcher_command
 
-#: Where the sandbox shows the learner process's two files.
-GRADER_FILES_DIR = "/run/grader"
 _HERE = os.path.dirname(os.path.abspath(__file__))
+#: The learner process's two files, shown read-only in its sandbox at ``GRADER_FILES_DIR``.
 _FILES = ("learner_process.py", "learner_protocol.py")
 
 
@@ -109,8 +108,7 @@ class LearnerFunction:
         else:
             entry, options = _HERE, {}
         code = f"import sys; sys.path.insert(0, {entry!r}); import learner_process; learner_process.main()"
-        return [sys.executable, "-m", "course_grading.sandbox", "exec", "--settings", self.settings.to_json(),
-                "--options", json.dumps(options), "--", sys.executable, "-I", "-c", code]
+        return launcher_command(self.settings, [sys.executable, "-I", "-c", code], options)
 
     def __enter__(self):
         self._errors = tempfile.TemporaryFile()
@@ -198,5 +196,5 @@ class LearnerFunction:
         if isinstance(reply, protocol.ErrorReply):
             raise LearnerCodeError(reply.type_name, reply.message, reply.line)
         if reply.returned != "dict":
-            return None if reply.returned == "NoneType" else stand_in(reply.returned)
-        return {**reply.arrays, **{key: stand_in(type_name) for key, type_name in reply.opaque.items()}}
+            return None if reply.returned == "NoneType" else unreadable_value(reply.returned)
+        return {**reply.arrays, **{key: unreadable_value(type_name) for key, type_name in reply.opaque.items()}}

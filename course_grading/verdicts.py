@@ -5,7 +5,8 @@ can change what later cells run, redefine the checks, read the hidden tests and 
 whatever it likes. So when ``course-grade`` grades, the test cells never run there:
 
 1. :class:`StubTestCells` (before nbgrader's ``Execute``) replaces each test cell's code
-   by a call of ``course_utils.reporting.report``, which hands the grader the plain
+   by a call of ``course_grading.kernel_answers.report`` (the one file of the grader's
+   side that the kernel's sandbox shows), which hands the grader the plain
    values of the names the test needs (``best_wd_coefficient``, ...). The kernel never
    sees the tests' code.
 2. The kernel runs the notebook (in the sandbox): it decides what the learner's own
@@ -18,9 +19,13 @@ whatever it likes. So when ``course-grade`` grades, the test cells never run the
    a test cell is kept. nbgrader's ``SaveAutoGrades`` then scores the cells from those
    outputs as usual.
 
-A setup cell that failed before any learner code ran, or a learner process that did not
-start, is the grading machinery's failure: :class:`GradingMachineryError` stops the
-grading of the submission, which is reported as failed and keeps its earlier grades.
+Each verdict is a :class:`~course_grading.messages.CellVerdict` that names the mistakes the
+checks recognized (``course_utils.diagnosis.CheckFailed.mistakes``) and the plain answers
+the test read; :class:`TrustedVerdicts` hands them to the grading process through its
+:class:`~course_grading.messages.VerdictRecord`. A setup cell that failed before any
+learner code ran, or a learner process that did not start, is the grading machinery's
+failure: :class:`GradingMachineryError` stops the grading of the submission (recorded as a
+``MachineryFailure``), which is reported as failed and keeps its earlier grades.
 """
 from __future__ import annotations
 
@@ -37,10 +42,10 @@ from nbgrader import utils
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Float, Unicode
 
-from course_utils import reporting
 from course_utils.diagnosis import Mistake
 from course_utils.notebook_code import is_learner_code_cell, learner_cells, notebook_cells
 
+from . import kernel_answers
 from .learner_function import GradingMachineryError, LearnerFunction, LearnerProcessFailure
 from .messages import CellVerdict, VerdictRecord, keep_answer, plain_answer
 from .sandbox import SandboxSettings
@@ -53,7 +58,7 @@ FUNCTION_NOTEBOOK = "backprop"
 GRADER_NAMES = frozenset({"np", "checks", "course_utils", "datas", FUNCTION_NAME})
 
 _STUB = ("# Graded outside this kernel: these values are handed to the grader.\n"
-         "__import__('course_utils.reporting', fromlist=['report']).report(globals(), {names!r})\n")
+         "__import__('runpy').run_path({module!r})['report'](globals(), {names!r})\n")
 _PASSED = "Passed (checked by the grader).\n"
 
 
@@ -85,13 +90,17 @@ def learner_names(source):
 class StubTestCells(NbGraderPreprocessor):
     """Replace every test cell's code by a report of the learner's values it needs."""
 
+    report_module = Unicode(help="path of kernel_answers.py as the kernel sees it "
+                                 "(sandbox.kernel_answers_path)").tag(config=True)
+
     def preprocess(self, nb, resources):
         tests = {}
         for cell in nb.cells:
             if _is_test_cell(cell):
                 names = learner_names(cell.source)
                 tests[cell.metadata.nbgrader["grade_id"]] = cell.source
-                cell.source = _STUB.format(names=names) if names else "# Graded outside this kernel.\n"
+                cell.source = (_STUB.format(module=self.report_module, names=names) if names
+                               else "# Graded outside this kernel.\n")
         resources["course_grade_tests"] = tests
         return nb, resources
 
@@ -101,7 +110,7 @@ def _read_report(outputs, names):
     if not names:
         return {}, None
     reports = [output for output in outputs if output.get("output_type") == "display_data"
-               and reporting.MIME_TYPE in output.get("data", {})]
+               and kernel_answers.MIME_TYPE in output.get("data", {})]
     errors = [f"{output.get('ename')}: {output.get('evalue')}" for output in outputs
               if output.get("output_type") == "error"]
     if len(reports) != 1:
@@ -109,8 +118,8 @@ def _read_report(outputs, names):
                "the cell did not hand them over as it should: did code in an earlier cell change how cells run?")
         return None, f"The values of {', '.join(names)} could not be read from your notebook ({why})."
     try:
-        return reporting.decode_values(reports[0]["data"][reporting.MIME_TYPE], names), None
-    except reporting.ReportError as error:
+        return kernel_answers.decode_values(reports[0]["data"][kernel_answers.MIME_TYPE], names), None
+    except kernel_answers.ReportError as error:
         return None, f"The values of {', '.join(names)} could not be read from your notebook ({error})."
 
 
@@ -218,7 +227,7 @@ class TrustedVerdicts(NbGraderPreprocessor):
                 else:
                     namespace = {"np": np, "checks": checks, "course_utils": course_utils, "datas": datas,
                                  "__name__": "__grader__"}
-                    given = {k: v for k, v in values.items() if v is not reporting.MISSING}
+                    given = {k: v for k, v in values.items() if v is not kernel_answers.MISSING}
                     namespace.update(given)
                     if FUNCTION_NAME in free_names(source):
                         if function is None:
@@ -226,7 +235,7 @@ class TrustedVerdicts(NbGraderPreprocessor):
                         namespace[FUNCTION_NAME] = function
                         gradient_cells.append(grade_id)
                     verdict = run_test_cell(grade_id, source, namespace, notebook=notebook,
-                                            missing=[k for k, v in values.items() if v is reporting.MISSING])
+                                            missing=[k for k, v in values.items() if v is kernel_answers.MISSING])
                     verdict = dataclasses.replace(verdict, answers={
                         name: plain_answer(value) for name, value in given.items() if keep_answer(value)})
                 verdicts.append((cell, source, verdict))

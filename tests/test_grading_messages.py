@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
+from course_grading import kernel_answers
 from course_grading import learner_protocol as protocol
 from course_grading import verdicts
 from course_grading.learner_function import GradingMachineryError, LearnerFunction, LearnerProcessFailure
 from course_grading.sandbox import SandboxSettings
-from course_utils import reporting
 from course_utils.notebook_code import define_function, learner_namespace
 
 pytestmark = pytest.mark.fast
@@ -75,15 +75,15 @@ def test_reports_are_read_strictly():
     namespace = {"rate": 0.5, "iteration": np.int64(183), "answer": [[0.1], [-0.2]], "text": "1.0",
                  "none": None, "flag": True, "infinite": float("inf"), "thing": object()}
     names = list(namespace) + ["unset"]
-    values = reporting.decode_values(json.loads(json.dumps(reporting.encode_values(namespace, names))), names)
+    values = kernel_answers.decode_values(json.loads(json.dumps(kernel_answers.encode_values(namespace, names))), names)
     assert values["rate"] == 0.5 and values["iteration"] == 183 and values["text"] == "1.0"
     assert values["none"] is None and values["flag"] is True and values["infinite"] == float("inf")
     np.testing.assert_array_equal(values["answer"], [[0.1], [-0.2]])
-    assert type(values["thing"]).__name__ == "object" and values["unset"] is reporting.MISSING
+    assert type(values["thing"]).__name__ == "object" and values["unset"] is kernel_answers.MISSING
     for bad in ({"rate": {"float": "1e3"}}, {"rate": {"float": True}}, {"rate": {"array": [1], "shape": [2]}},
                 {"rate": {"code": "import os"}}, {"other": {"int": 1}}, ["rate"]):
-        with pytest.raises(reporting.ReportError):
-            reporting.decode_values(bad, ["rate"])
+        with pytest.raises(kernel_answers.ReportError):
+            kernel_answers.decode_values(bad, ["rate"])
 
 
 def test_a_test_cell_reads_only_the_learners_free_names():
@@ -110,7 +110,7 @@ def test_verdicts_of_a_test_cell():
     assert missing.mistakes == (Mistake.NOT_ANSWERED,)
     with pytest.raises(GradingMachineryError, match="needs a name nobody defines"):
         verdicts.run_test_cell("t", "print(undefined_by_anyone)", {})
-    strange = verdicts.run_test_cell("t", "float(x)", {"x": reporting.decode_value({"type": "Foo"})})
+    strange = verdicts.run_test_cell("t", "float(x)", {"x": kernel_answers.decode_value({"type": "Foo"})})
     assert not strange.passed and "TypeError" in strange.message and strange.mistakes == (Mistake.WRONG_VALUE,)
 
     def crash(*args):
@@ -266,7 +266,7 @@ def test_answers_keep_plain_values_only():
     assert plain_answer(np.float64(0.35)) == 0.35 and plain_answer(np.int64(183)) == 183
     assert plain_answer(np.array([[0.1], [-0.2]])) == [0.1, -0.2]
     assert plain_answer(float("nan")) == "nan" and plain_answer("x" * 500) == "x" * 200
-    assert not keep_answer(np.zeros((256, 10))) and not keep_answer(reporting.decode_value({"type": "Foo"}))
+    assert not keep_answer(np.zeros((256, 10))) and not keep_answer(kernel_answers.decode_value({"type": "Foo"}))
     assert keep_answer(True) and not keep_answer(None)
 
 

@@ -245,24 +245,24 @@ def test_missing_bubblewrap_fails_with_a_clear_message(tmp_path, monkeypatch):
 
 def test_only_a_private_folder_is_ever_writable_or_handed_over(tmp_path):
     """The sandbox refuses shared folders, and its chown touches only its own tmpfs."""
-    from course_grading import sandbox
+    from course_grading import sandbox, sandbox_launcher
 
     settings = sandbox.SandboxSettings()
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o755)
     for folder in ("/tmp", "/", str(shared), os.path.expanduser("~")):
         with pytest.raises(sandbox.SandboxUnavailable, match="refusing"):
-            sandbox.sandbox_command(settings, ["true"], read_write=[folder])
+            sandbox_launcher.sandbox_command(settings, ["true"], read_write=[folder])
         with pytest.raises(sandbox.SandboxUnavailable, match="refusing"):
             sandbox.prepare_for_sandbox_user(folder)
     with pytest.raises(sandbox.SandboxUnavailable, match="refusing"):
-        sandbox.sandbox_command(settings, ["true"], workdir="/usr/lib")
+        sandbox_launcher.sandbox_command(settings, ["true"], workdir="/usr/lib")
 
     private = tmp_path / "runtime"
     private.mkdir(mode=0o700)
     workdir = str(tmp_path / "work")
-    command = sandbox.sandbox_command(settings, ["true"], workdir=workdir, seed_from=str(tmp_path),
-                                      read_write=[str(private)])
+    command = sandbox_launcher.sandbox_command(settings, ["true"], workdir=workdir, seed_from=str(tmp_path),
+                                               read_write=[str(private)])
     writable = [command[i + 2] for i, arg in enumerate(command) if arg == "--bind"]
     assert writable == [str(private)]
     # The working folder's tmpfs is mounted after every shown folder, so it hides any of them.
@@ -365,3 +365,22 @@ def test_backpropagation_is_decided_from_outside_the_sandbox(datas):
     with LearnerFunction([(support.examples.ANSWER_FILES / "finite_differences.py").read_text()], 0, settings) as function:
         with pytest.raises(hidden_tests.BackpropagationNotUsed, match="finite differences"):
             hidden_tests.check_uses_backpropagation(function, datas)
+
+
+def test_the_kernel_is_shown_its_answers_module_and_never_the_hidden_tests():
+    """The one file of course_grading the kernel's sandbox shows is kernel_answers.py: the
+    stub cells run it; hidden_tests.py and the rest of the package stay out of sight."""
+    from course_grading import hidden_tests, sandbox, sandbox_launcher
+
+    settings = sandbox.SandboxSettings()
+    shown = sandbox.kernel_answers_path(settings)
+    code = ("import importlib.util, os, runpy\n"
+            f"print(os.path.isfile({shown!r}), callable(runpy.run_path({shown!r})['report']))\n"
+            f"print(os.path.exists({hidden_tests.__file__!r}), os.listdir(os.path.dirname({shown!r})))\n"
+            "print(importlib.util.find_spec('course_grading'))\n")
+    returncode, out, err = sandbox.run(settings, [sys.executable, "-c", code], timeout=120, workdir="/tmp/work",
+                                       read_only_files=sandbox_launcher.kernel_files())
+    assert returncode == 0, err.decode()
+    assert out.decode().splitlines() == ["True True", "False ['kernel_answers.py']", "None"]
+    # The control: outside the sandbox the hidden tests are right there.
+    assert os.path.isfile(hidden_tests.__file__) and os.path.basename(hidden_tests.__file__) == "hidden_tests.py"

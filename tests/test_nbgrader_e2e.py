@@ -1,9 +1,11 @@
 """The real nbgrader commands on a temporary copy of the course, with the example submissions.
 
-The submissions are graded in two course copies at once (the machine has two cores), each
-with one ``nbgrader autograde`` call; the one that never returns is graded on its own with
-a short time limit per cell (``Example.cell_timeout``), so that the others keep the
-course's own limit. Scores are read through nbgrader's gradebook API.
+The submissions are graded in two course copies at once (the machine has two cores): the
+faulty answers with ``course-grade``, as the demo grades them (and its verdict files are
+read: each example names the mistake it was built to show), the correct answer and the
+untouched release with one plain ``nbgrader autograde`` call; the one that never returns is
+graded on its own with a short time limit per cell (``Example.cell_timeout``), so that the
+others keep the course's own limit. Scores are read through nbgrader's gradebook API.
 """
 
 import concurrent.futures
@@ -16,6 +18,9 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from course_grading.grade import grade_assignment
+from course_grading.messages import VERDICT_FILE, read_verdict_file
+from course_utils.diagnosis import Mistake
 from demo import pipeline
 from demo.examples import ASSIGNMENT, EXAMPLES, model_answers
 
@@ -83,20 +88,40 @@ DIAGNOSIS = {
     "edited_locked_cells": ["its sign is flipped"],
 }
 
+# The mistakes the verdicts of the gradient's test cells name, for each example graded by
+# course-grade (the cells that pass name none).
+MISTAKES = {
+    "learner_style": set(),
+    "noisy_stderr": set(),
+    "deleted_test_cells": set(),
+    "returns_zeros": {Mistake.NOT_IMPLEMENTED},
+    "transposed": {Mistake.WRONG_KEYS_OR_SHAPE, Mistake.TRANSPOSED},
+    "missing_1_over_m": {Mistake.MISSING_ONE_OVER_M},
+    "flipped_sign": {Mistake.SIGN_FLIPPED},
+    "missing_weight_decay": {Mistake.MISSING_WEIGHT_DECAY},
+    "doubled_weight_decay": {Mistake.DOUBLED_WEIGHT_DECAY},
+    "missing_logistic_derivative": {Mistake.MISSING_LOGISTIC_DERIVATIVE},
+    "nan_gradient": {Mistake.NOT_FINITE},
+    "wrong_keys": {Mistake.WRONG_KEYS_OR_SHAPE},
+    "wrong_shape": {Mistake.WRONG_KEYS_OR_SHAPE},
+    "raises": {Mistake.RAISED},
+    "syntax_error": {Mistake.NOT_DEFINED},
+    "edited_locked_cells": {Mistake.SIGN_FLIPPED},
+}
+
 # Two course copies graded at once; the correct example (which alone runs the long
-# generalization notebook) and the endless loop in one, the other answers in the other.
+# generalization notebook) and the endless loop in one, with plain nbgrader; the other
+# answers in the other, with course-grade.
 GROUPS = [
     ["correct", "untouched"],
-    ["learner_style", "noisy_stderr", "deleted_test_cells", "returns_zeros", "transposed",
-     "missing_1_over_m", "flipped_sign", "missing_weight_decay", "doubled_weight_decay",
-     "missing_logistic_derivative", "nan_gradient", "wrong_keys", "wrong_shape", "raises",
-     "syntax_error", "edited_locked_cells"],
+    sorted(MISTAKES),
 ]
 SLOW = ["never_returns"]
 
 
 def test_every_example_is_graded_and_expected():
     assert set(PASSING) == set(EXAMPLES) == set(sum(GROUPS, SLOW))
+    assert set(MISTAKES) == set(GROUPS[1])
 
 
 def _copy_course(root):
@@ -117,11 +142,17 @@ def _autograde(root, examples):
                           f"--Execute.timeout={timeout}")
 
 
-def _grade_group(root, students):
+def _grade_group(root, students, with_course_grade):
     examples = {student: EXAMPLES[student] for student in students}
     pipeline.release(root)
     pipeline.write_submissions(root, examples)
-    _autograde(root, examples)
+    if with_course_grade:
+        # One submission at a time: the other course is graded beside it.
+        summary = grade_assignment(str(root), ASSIGNMENT, workers=1, settings=pipeline.sandbox_settings(),
+                                   progress=False)
+        assert not summary["failed"], summary["failed"]
+    else:
+        _autograde(root, examples)
     pipeline.feedback(root)
     return root
 
@@ -132,7 +163,7 @@ def courses(tmp_path_factory):
     groups = [GROUPS[0] + SLOW, GROUPS[1]]
     roots = [_copy_course(base / f"course{number}") for number in range(len(groups))]
     with concurrent.futures.ThreadPoolExecutor(len(groups)) as pool:
-        graded = list(pool.map(_grade_group, roots, groups))
+        graded = list(pool.map(_grade_group, roots, groups, [False, True]))
     return {student: root for root, group in zip(graded, groups) for student in group}
 
 
@@ -164,6 +195,25 @@ def test_scores_of_every_graded_cell(courses, student):
         else:
             # An answer cell left as released is scored zero without a person looking at it.
             assert (auto_score, needs_manual_grade) == (0, False)
+
+
+@pytest.mark.parametrize("student", sorted(MISTAKES))
+def test_verdicts_name_the_mistake_each_example_shows(courses, student):
+    verdicts = read_verdict_file(courses[student] / "autograded" / student / ASSIGNMENT / VERDICT_FILE)
+    assert (verdicts.assignment_id, verdicts.student_id) == (ASSIGNMENT, student)
+    cells = {cell.grade_id: cell for cell in verdicts.cells if cell.notebook == "backprop"}
+    assert set(cells) == set(ALL)
+    # The verdicts are the gradebook's: the passing cells are those that scored.
+    assert {grade_id for grade_id, cell in cells.items() if cell.passed} == set(PASSING[student])
+    named = {mistake for grade_id in GRADIENT_TESTS for mistake in cells[grade_id].mistakes}
+    assert named == MISTAKES[student], named
+    assert all(cell.mistakes for cell in cells.values() if not cell.passed)
+    assert not any(cell.mistakes for cell in cells.values() if cell.passed)
+    # The message is the one the learner sees; the answers are the plain values read.
+    for grade_id, cell in cells.items():
+        assert cell.passed or cell.message, grade_id
+    if EXAMPLES[student].other_answers:
+        assert cells["test_reported_training_loss"].answers == {"reported_training_loss": 2.301906765216956}
 
 
 def test_correct_answers_get_full_marks_in_the_generalization_notebook(courses):

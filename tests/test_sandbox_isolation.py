@@ -1,5 +1,4 @@
 """Sandboxes graded at the same time do not share a process limit: each slot has its own user."""
-import json
 import os
 import signal
 import subprocess
@@ -24,8 +23,7 @@ SPAWN = "import subprocess\nfor _ in range(3):\n    subprocess.run(['true'], che
 
 
 def _launcher(settings, code):
-    return [sys.executable, "-m", "course_grading.sandbox", "exec", "--settings", settings.to_json(),
-            "--options", json.dumps({"workdir": "/tmp/work"}), "--", sys.executable, "-c", code]
+    return sandbox.launcher_command(settings, [sys.executable, "-c", code], {"workdir": "/tmp/work"})
 
 
 def _spawn_as(user):

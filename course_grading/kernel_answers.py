@@ -1,12 +1,17 @@
-"""Handing the learner's answers to the grader as plain values.
+"""The learner's answers handed from the kernel to the grading process as plain values.
 
-When a notebook is graded, its test cells do not run in the learner's kernel: each is
-replaced by a call of :func:`report`, which shows the values of the names that the
+Runs in two places: :func:`report` in the learner's kernel, in the sandbox, and the
+strict reader :func:`decode_values` in the grading process. When a notebook is graded, its
+test cells do not run in the learner's kernel: each is replaced by a call of
+:func:`report` (``verdicts.StubTestCells``), which shows the values of the names that the
 test needs (``best_wd_coefficient``, ``tiny_d_hid_to_class``, ...) as JSON in the cell's
-output. The grader reads them with :func:`decode_values`, a strict reader that accepts
-numbers, text, ``None``, booleans and arrays of numbers, and nothing else, and runs the
-test itself. Whatever code is in the notebook can only change the values reported, as
-it could change the answers themselves.
+output. The grading process reads them with :func:`decode_values`, which accepts numbers,
+text, ``None``, booleans and arrays of numbers, and nothing else, and runs the test itself.
+Whatever code is in the notebook can only change the values reported, as it could change
+the answers themselves.
+
+The sandbox shows this one file read-only to the kernel (``sandbox.GRADER_FILES_DIR``),
+never the rest of ``course_grading``; it imports nothing of the project.
 """
 import math
 import re
@@ -69,7 +74,7 @@ class Unreadable:
         return f"<{type(self).__name__} object>"
 
 
-def stand_in(type_name):
+def unreadable_value(type_name):
     """An :class:`Unreadable` whose class is named ``type_name`` (a checked identifier), so that
     a check's message names the learner's type ("it is a Tensor")."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,49}", type_name):
@@ -111,7 +116,7 @@ def decode_value(description):
             raise ReportError("an array is malformed")
         return np.array([_decode_number(x) for x in values], dtype=np.float64).reshape(shape)
     if set(description) == {"type"} and isinstance(description["type"], str):
-        return stand_in(description["type"])
+        return unreadable_value(description["type"])
     raise ReportError("a value is of no known kind")
 
 
