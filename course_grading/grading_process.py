@@ -199,7 +199,7 @@ def failure_reason(log_text):
     return last_exception(log_text) or "nbgrader could not autograde it"
 
 
-def grade(task, scratch, log_file):
+def grade_task(task, scratch, log_file):
     """Grade ``task`` in the scratch folder ``scratch``; returns its GradingResult."""
     from .gradebook_sync import put_alembic_on_path, read_scores
 
@@ -227,7 +227,7 @@ def grade(task, scratch, log_file):
 def main(task_file, result_file, log_file):
     with open(task_file, "rb") as stream:
         task = pickle.load(stream)
-    result = grade(task, os.path.dirname(os.path.abspath(task_file)), log_file)
+    result = grade_task(task, os.path.dirname(os.path.abspath(task_file)), log_file)
     write_private(result_file + ".part", pickle.dumps(result.to_plain()))
     os.replace(result_file + ".part", result_file)
 

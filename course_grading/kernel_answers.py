@@ -82,7 +82,7 @@ def unreadable_value(type_name):
     return type(type_name, (Unreadable,), {})()
 
 
-class ReportError(ValueError):
+class MalformedAnswers(ValueError):
     """A report that is not what :func:`report` writes."""
 
 
@@ -91,13 +91,13 @@ def _decode_number(item):
         return _NONFINITE[item]
     if isinstance(item, (int, float)) and not isinstance(item, bool):
         return float(item)
-    raise ReportError("a number is malformed")
+    raise MalformedAnswers("a number is malformed")
 
 
 def decode_value(description):
-    """The value a description stands for; raises ReportError for anything else."""
+    """The value a description stands for; raises MalformedAnswers for anything else."""
     if not isinstance(description, dict) or len(description) not in (1, 2):
-        raise ReportError("a value is malformed")
+        raise MalformedAnswers("a value is malformed")
     if description == {"none": True}:
         return None
     if set(description) == {"bool"} and isinstance(description["bool"], bool):
@@ -113,11 +113,11 @@ def decode_value(description):
         if (not isinstance(values, list) or not isinstance(shape, list) or len(shape) > 3
                 or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= ARRAY_LIMIT for n in shape)
                 or len(values) != math.prod(shape) or len(values) > ARRAY_LIMIT):
-            raise ReportError("an array is malformed")
+            raise MalformedAnswers("an array is malformed")
         return np.array([_decode_number(x) for x in values], dtype=np.float64).reshape(shape)
     if set(description) == {"type"} and isinstance(description["type"], str):
         return unreadable_value(description["type"])
-    raise ReportError("a value is of no known kind")
+    raise MalformedAnswers("a value is of no known kind")
 
 
 #: Stands for a name the notebook had not defined.
@@ -129,11 +129,11 @@ def decode_values(report_data, names):
 
     Raises
     ------
-    ReportError
+    MalformedAnswers
         If the report is not a dict holding exactly ``names``, or a value is malformed.
     """
     if not isinstance(report_data, dict) or set(report_data) != set(names):
-        raise ReportError("the report does not hold the values asked for")
+        raise MalformedAnswers("the report does not hold the values asked for")
     values = {}
     for name in names:
         description = report_data[name]

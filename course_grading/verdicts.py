@@ -119,7 +119,7 @@ def _read_report(outputs, names):
         return None, f"The values of {', '.join(names)} could not be read from your notebook ({why})."
     try:
         return kernel_answers.decode_values(reports[0]["data"][kernel_answers.MIME_TYPE], names), None
-    except kernel_answers.ReportError as error:
+    except kernel_answers.MalformedAnswers as error:
         return None, f"The values of {', '.join(names)} could not be read from your notebook ({error})."
 
 

@@ -1,8 +1,9 @@
 """Printing and plotting on top of ``train``: the notebook's ``a2`` report."""
 
 
+from .data import SPLITS
 from .gradient_check import PASS_MESSAGE
-from .training import SPLIT_NAMES, train
+from .training import train
 
 
 def format_report(result):
@@ -19,7 +20,7 @@ def format_report(result):
             "iterations. We chose the model that we had then."
         )
     wd_coefficient = result.settings["wd_coefficient"]
-    for split, name in SPLIT_NAMES.items():
+    for split, name in SPLITS.items():
         metrics = result.metrics[split]
         lines.append("")
         lines.append(f"The loss on the {name} data is {metrics['loss']}")

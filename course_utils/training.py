@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .data import load_data
+from .data import SPLITS, load_data
 from .gradient_check import check_gradient as run_gradient_check
 from .gradient_check import check_gradient_structure
 from .network import (
@@ -28,7 +28,6 @@ from .network import (
 )
 from .progress import progress_bar
 
-SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
 
 
 @dataclass
@@ -133,7 +132,7 @@ def train(
     Training holds BLAS to one thread (threadpoolctl) while it runs, whatever BLAS had, and
     restores it after.
     """
-    _check_settings(wd_coefficient, n_hid, n_iters, learning_rate, momentum_multiplier, mini_batch_size)
+    check_settings(wd_coefficient, n_hid, n_iters, learning_rate, momentum_multiplier, mini_batch_size)
     settings = dict(
         wd_coefficient=wd_coefficient,
         n_hid=n_hid,
@@ -261,7 +260,7 @@ def evaluate(model, datas, wd_coefficient):
     metrics = {}
     decay = weight_decay_loss(model_to_theta(model), wd_coefficient)
     with np.errstate(invalid="ignore", over="ignore"):
-        for split in SPLIT_NAMES:
+        for split in SPLITS:
             # One forward pass serves all three numbers (``loss`` twice and
             # ``classification_performance`` would each run their own).
             _, _, class_input, log_class_prob, _ = forward_pass(model, datas[split])
@@ -274,7 +273,9 @@ def evaluate(model, datas, wd_coefficient):
     return metrics
 
 
-def _check_settings(wd_coefficient, n_hid, n_iters, learning_rate, momentum_multiplier, mini_batch_size):
+def check_settings(wd_coefficient, n_hid, n_iters, learning_rate, momentum_multiplier, mini_batch_size):
+    """Raise ValueError naming every setting of a training run that is not usable (``train``'s
+    arguments; the training lab checks its own with it too)."""
     def is_int(value):
         return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 

@@ -28,7 +28,7 @@ from .gradient_check import GradientCheckError, check_gradient
 from .learner_errors import hint_for_other_versions
 from .network import forward_pass, initial_model, loss
 from .notebook_code import learner_line
-from .training import train
+from .training import check_settings, train
 
 # The settings of Exercise 3.
 SWEEP_LEARNING_RATES = (0.002, 0.01, 0.05, 0.2, 1.0, 5.0, 20.0)
@@ -333,11 +333,9 @@ class SweepView(_LabWidget):
                          "760px")
         self.learning_rates = _grid_values("learning_rates", learning_rates)
         self.momentum_multipliers = _grid_values("momentum_multipliers", momentum_multipliers)
-        if not _is_nonnegative_number(wd_coefficient):
-            raise ValueError(f"wd_coefficient must be a number >= 0; got {wd_coefficient!r}.")
-        for name, value in (("n_hid", n_hid), ("n_iters", n_iters), ("mini_batch_size", mini_batch_size)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+        # The grid's own rates and multipliers are checked above; a valid one stands in here.
+        check_settings(wd_coefficient, n_hid, n_iters, self.learning_rates[0], self.momentum_multipliers[0],
+                       mini_batch_size)
         self.results = {}
         self.diverged = set()
         self.initial_loss = None

@@ -82,7 +82,7 @@ def test_reports_are_read_strictly():
     assert type(values["thing"]).__name__ == "object" and values["unset"] is kernel_answers.MISSING
     for bad in ({"rate": {"float": "1e3"}}, {"rate": {"float": True}}, {"rate": {"array": [1], "shape": [2]}},
                 {"rate": {"code": "import os"}}, {"other": {"int": 1}}, ["rate"]):
-        with pytest.raises(kernel_answers.ReportError):
+        with pytest.raises(kernel_answers.MalformedAnswers):
             kernel_answers.decode_values(bad, ["rate"])
 
 

@@ -354,7 +354,7 @@ def test_bad_arguments_are_refused_when_the_widgets_are_made(datas):
         lab.sweep_view(not_written, datas, learning_rates=[])
     with pytest.raises(ValueError, match="momentum_multipliers"):
         lab.sweep_view(not_written, datas, momentum_multipliers=[0.9, -1])
-    with pytest.raises(ValueError, match="mini_batch_size must be a positive integer; got 0"):
+    with pytest.raises(ValueError, match=r"mini_batch_size must be a positive integer \(got 0\)"):
         lab.sweep_view(not_written, datas, mini_batch_size=0)
 
 
