@@ -215,6 +215,9 @@ def grade_task(task, scratch, log_file):
         return GradingResult.failed(task, failure_reason(Path(log_file).read_text(errors="replace")))
     notes = tuple(task.intake_notes)
     verdict_file = Path(autograded, VERDICT_FILE)
+    # A file of that name from the learner (copied by a course whose nbgrader config does not
+    # ignore it) is replaced, never trusted.
+    verdict_file.unlink(missing_ok=True)
     verdict_file.write_text(VerdictFile(task.assignment_id, task.student_id, verdicts, notes).to_json())
     verdict_file.chmod(0o444)  # read-only, as nbgrader leaves the autograded notebooks
     files = _read_files(autograded)

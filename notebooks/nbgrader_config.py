@@ -65,6 +65,13 @@ c.Autograde.sanitize_preprocessors = [
     "nbgrader.preprocessors.CheckCellMetadata",
 ]
 
+# Files nbgrader never copies between its folders: its own defaults, and course-grade's
+# verdicts (course_grade_verdicts.json, beside each learner's autograded notebooks, for the
+# class report): a learner's file of that name is not taken into autograded/, and the
+# grader's does not go out with the feedback.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback",
+                            "course_grade_verdicts.json"]
+
 # Learners sometimes delete a test cell; put it back so that it is graded anyway.
 c.OverwriteCells.add_missing_cells = True  # also for RestoreHiddenTests, a subclass
 

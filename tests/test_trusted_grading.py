@@ -46,6 +46,10 @@ def graded(tmp_path_factory):
     root = support.released_course(base / "course")
     support.submit_examples(root, ["correct"])
     support.submit_gradient(root, "forge_verdicts", support.attack("forge_verdicts", gradient="flipped_sign.py"))
+    # ... and a verdict file of its own, in which every cell passed.
+    forged_file = root / "submitted" / "forge_verdicts" / "backprop" / VERDICT_FILE
+    forged_file.write_text(json.dumps({"format": 1, "assignment_id": "backprop", "student_id": "forge_verdicts",
+                                       "cells": [], "notes": ["all passed"]}))
     support.submit_gradient(root, "steal_hidden_tests", support.attack("steal_hidden_tests", "solution", root))
     support.submit_gradient(root, "helper_in_other_cell", support.attack("helper_in_other_cell"),
                             extra_cells=[support.attack("helper_cell")])
@@ -234,6 +238,10 @@ def test_verdict_files_agree_with_the_gradebook_and_name_the_mistakes(graded):
     # A name of another version: the function raised, as the learner is told.
     other = _verdicts(root, "other_version_names")["test_gradient_training_set"]
     assert other.mistakes == (Mistake.RAISED,) and "KeyError" in other.message
+    # The learner's own verdict file was not taken; none goes out with the feedback.
+    assert _verdicts(root, "forge_verdicts") and "all passed" not in read_verdict_file(
+        root / "autograded" / "forge_verdicts" / "backprop" / VERDICT_FILE).notes
+    assert not list((root / "feedback").rglob(VERDICT_FILE)) and list((root / "feedback").rglob("*.html"))
     # A submission that could not be graded has no verdicts (its grades are nbgrader's as before).
     assert not (root / "autograded" / "broken_notebook" / "backprop" / VERDICT_FILE).exists()
     assert not (control / "autograded" / "correct" / "backprop" / VERDICT_FILE).exists()
