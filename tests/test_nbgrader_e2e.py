@@ -18,6 +18,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
+from course_grading import class_report
 from course_grading.grade import grade_assignment
 from course_grading.messages import VERDICT_FILE, read_verdict_file
 from course_utils.diagnosis import Mistake
@@ -214,6 +215,28 @@ def test_verdicts_name_the_mistake_each_example_shows(courses, student):
         assert cell.passed or cell.message, grade_id
     if EXAMPLES[student].other_answers:
         assert cells["test_reported_training_loss"].answers == {"reported_training_loss": 2.301906765216956}
+
+
+def test_class_report_counts_what_the_examples_show(courses):
+    """The class report of the examples graded with course-grade, as ``make demo`` grades them:
+    each mistake counted for exactly the examples built to show it ("not answered" for those
+    that left the other answers as the release had them), each name linking to that learner's
+    feedback page, and the passes of each test cell as ``PASSING`` says."""
+    root = courses[GROUPS[1][0]]
+    report = class_report.compute_report(root, ASSIGNMENT)
+    assert (report.counts["graded"], report.counts["no_verdicts_recorded"]) == (len(MISTAKES), 0)
+    expected = {}
+    for student, shown in MISTAKES.items():
+        for mistake in shown | ({Mistake.NOT_ANSWERED} if not EXAMPLES[student].other_answers else set()):
+            expected.setdefault(mistake.value, []).append(student)
+    assert {m.name: [who["student_id"] for who in m.who] for m in report.mistakes} == \
+        {name: sorted(students) for name, students in expected.items()}
+    for mistake in report.mistakes:
+        for who in mistake.who:
+            assert who["feedback"] == f"feedback/{who['student_id']}/{ASSIGNMENT}/backprop.html"
+            assert (root / who["feedback"]).is_file()
+    passed = {cell.grade_id: cell.passed for cell in report.cells if cell.notebook == "backprop"}
+    assert passed == {test: sum(test in PASSING[student] for student in MISTAKES) for test in ALL}
 
 
 def test_correct_answers_get_full_marks_in_the_generalization_notebook(courses):
