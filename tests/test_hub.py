@@ -426,6 +426,11 @@ def test_course_on_jupyterhub_one_account_per_user():
     if not HUB_PYTHON.exists():
         pytest.fail(f"{HUB_PYTHON} not found: run `make hub` (or `make test`), which makes the hub's "
                     "environment from /usr/bin/python3.")
+    closed = [str(folder) for folder in [PROJECT_DIR, *PROJECT_DIR.parents] if not folder.stat().st_mode & 0o001]
+    if closed:
+        pytest.fail(f"Other accounts cannot pass through {', '.join(closed)}: every user's server runs "
+                    f"{HUB_PYTHON} and imports the project from there. Put the project where every "
+                    "account can pass through (not under /root), or chmod o+x those folders.")
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium or set CHROMIUM.")
     if proxy_command() is None:
