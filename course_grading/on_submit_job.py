@@ -15,17 +15,17 @@ learner (``student_id``); grading is ``course_grading.grade.grade_assignment`` w
 """
 from __future__ import annotations
 
-import ctypes
 import html
 import io
 import json
 import os
 import shutil
-import signal
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from .sandbox import die_with_parent
 
 #: What a job does: grade, or tell the learner something through their feedback.
 KINDS = ("grade", "tell-wait", "tell-delayed")
@@ -85,15 +85,6 @@ class JobOutcome:
 
 class JobFailed(Exception):
     """A step of the machinery failed; the message says which and why."""
-
-
-def die_with_parent():
-    """Ask Linux to kill this process when its parent (the service) dies (PR_SET_PDEATHSIG)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the service's restart check still applies
-        pass
 
 
 def nbgrader_api(course_root):

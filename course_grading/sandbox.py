@@ -189,7 +189,8 @@ def prepare_for_sandbox_user(folder, *files, user_id=UNPRIVILEGED_ID):
 
 
 def die_with_parent():
-    """Be killed when the grading process that started us dies."""
+    """Be killed when the process that started us dies (a grading process, or the
+    on-submit service for its jobs): Linux's PR_SET_PDEATHSIG."""
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):

@@ -183,12 +183,17 @@ def stop_jupyter_lab(process, base, token):
     except (OSError, subprocess.TimeoutExpired):
         stop_process(process)
     _, alive = psutil.wait_procs(descendants, timeout=10)
-    for leftover in alive:
+    kill_and_wait(alive)
+
+
+def kill_and_wait(processes, timeout=10):
+    """Kill each of ``processes`` (psutil.Process) that is still there, and wait for them."""
+    for process in processes:
         try:
-            leftover.kill()
+            process.kill()
         except psutil.NoSuchProcess:
             pass
-    psutil.wait_procs(alive, timeout=10)
+    psutil.wait_procs(processes, timeout=timeout)
 
 
 def stop_process(process):

@@ -49,7 +49,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from demo import examples
 from demo.courses import LAST_CELL
-from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, write_lab_settings
+from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port, kill_and_wait, write_lab_settings
 
 pytestmark = pytest.mark.hub
 
@@ -100,12 +100,7 @@ def remove_test_accounts():
     ours = [entry for entry in pwd.getpwall() if entry.pw_gecos == ACCOUNT_COMMENT]
     uids = {entry.pw_uid for entry in ours}
     leftovers = account_processes(uids)
-    for proc in leftovers:
-        try:
-            proc.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(leftovers, timeout=10)
+    kill_and_wait(leftovers)
     for entry in ours:
         subprocess.run(["userdel", entry.pw_name], check=True, capture_output=True)
         subprocess.run(["groupdel", entry.pw_name], capture_output=True)  # gone with the user, usually
@@ -227,12 +222,7 @@ def stop_hub(process, seen):
             process.kill()
             process.wait()
     _, alive = psutil.wait_procs([p for p in seen if p.is_running()], timeout=20)
-    for leftover in alive:
-        try:
-            leftover.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=10)
+    kill_and_wait(alive)
     return alive
 
 

@@ -15,7 +15,8 @@ from test_on_submit import stamp
 
 STAND_IN_JOB = """
 import json, os, sys, time
-from course_grading.on_submit_job import JobOutcome, JobRequest, die_with_parent
+from course_grading.on_submit_job import JobOutcome, JobRequest
+from course_grading.sandbox import die_with_parent
 
 die_with_parent()
 request = JobRequest.from_json(sys.stdin.read())
