@@ -1,13 +1,14 @@
 """The coordinator: grade every submission of an assignment in parallel, ``course-grade ASSIGNMENT``.
 
 The coordinating process (this module) finds the submissions, skips those already
-finished (the journal in the gradebook), and hands each of the others, as a
+finished (the journal in the gradebook), and hands each notebook of the others, as a
 :class:`~course_grading.messages.GradingTask`, to a supervisor
 (:mod:`course_grading.supervisor`): a local thread per grading slot (as many at a time as
 the machine has cores), or a Dask worker (``--scheduler tcp://host:8786``). Only this
-process writes to the course: for each :class:`~course_grading.messages.GradingResult`
-it writes the autograded files (the learner's verdict file among them), then the scores
-and the journal entry in one gradebook transaction. Killing it loses at most the
+process writes to the course: once every notebook of a submission is graded, it combines
+their results into the submission's :class:`~course_grading.messages.GradingResult` and
+writes the autograded files (the learner's verdict file among them), then the scores and
+the journal entry in one gradebook transaction. Killing it loses at most the
 submissions in flight; running it again grades those and nothing else.
 """
 from __future__ import annotations
@@ -123,6 +124,7 @@ class Course:
         # What learners were given: submissions' cells are put back in its order (intake).
         self.release = editors.release_notebooks(
             self.coursedir.format_path(self.coursedir.release_directory, ".", assignment_id))
+        self.notebooks = [name.removesuffix(".ipynb") for name in self.release]
 
     def relative(self, step, student_id):
         return os.path.relpath(self.coursedir.format_path(step, student_id, self.assignment_id),
@@ -145,6 +147,10 @@ class Course:
             template_db=self.template_db, kernel_names=tuple(self.kernel_names), sandbox=self.settings,
             cell_timeout=self.cell_timeout, timeout=self.timeout, scratch_root=self.scratch_root,
             intake_notes=tuple(submission.notes), intake_error=submission.error)
+
+    def parts(self, task):
+        """The tasks that grade ``task``'s submission: one per notebook (side by side on idle cores)."""
+        return task.per_notebook(self.notebooks)
 
     def write_autograded(self, result):
         """Replace the learner's autograded folder with the worker's. A failed grading
@@ -186,6 +192,7 @@ def _in_slot(task, slots):
 
 
 def _local_results(tasks, workers):
+    """(task, future) of each task as it finishes, ``workers`` at a time."""
     slots = queue.Queue()
     for slot in range(workers):
         slots.put(slot)
@@ -200,7 +207,8 @@ def _dask_results(tasks, scheduler):
 
     with Client(scheduler, set_as_default=False) as client:
         futures = {client.submit(grade_submission, task, pure=False,
-                                 key=f"course-grade-{task.assignment_id}-{task.student_id}-{os.getpid()}-{time.time_ns()}"): task
+                                 key=f"course-grade-{task.assignment_id}-{task.student_id}-{task.notebook}-"
+                                     f"{os.getpid()}-{time.time_ns()}"): task
                    for task in tasks}
         for future in as_completed(list(futures), loop=client.loop):
             yield futures[future], future
@@ -297,14 +305,24 @@ def grade_assignment(course_root, assignment_id, *, students=None, workers=None,
         out.write(f"Grading {len(tasks)} submissions of {assignment_id} ({where}); "
                   f"{len(skipped)} already graded.\n")
     bar = Progress(len(tasks) + len(refused), stream=out, quiet=not progress)
-    results = _dask_results(tasks, scheduler) if scheduler else _local_results(tasks, workers)
+    # Each notebook of a submission is graded on its own; the submission is recorded once all are in.
+    parts = {task.student_id: course.parts(task) for task in tasks}
+    scheduled = [part for task in tasks for part in parts[task.student_id]]
+    results = _dask_results(scheduled, scheduler) if scheduler else _local_results(scheduled, workers)
     # A submission that cannot be read as a notebook fails on its own, before any grading.
     refused_results = ((task, _unreadable(task)) for task in refused)
-    for task, future in itertools.chain(refused_results, results):
+    submissions = {task.student_id: task for task in tasks + refused}
+    finished_parts = {student: [] for student in submissions}
+    for part, future in itertools.chain(refused_results, results):
         try:
             result = future.result()
         except Exception as error:  # a worker lost, not the learner's fault
-            result = GradingResult.failed(task, f"the worker failed: {type(error).__name__}: {error}")
+            result = GradingResult.failed(part, f"the worker failed: {type(error).__name__}: {error}")
+        task = submissions[part.student_id]
+        finished_parts[task.student_id].append((part, result))
+        if len(finished_parts[task.student_id]) < len(parts.get(task.student_id, [task])):
+            continue
+        result = GradingResult.combined(task, finished_parts.pop(task.student_id))
         if task.intake_notes:
             summary["left_out"][task.student_id] = list(task.intake_notes)
         course.record(result)
@@ -369,7 +387,7 @@ def main(argv=None):
     parser.add_argument("--force", action="store_true", help="grade again submissions already graded")
     parser.add_argument("--retry-failed", action="store_true", help="grade again submissions that failed")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help="seconds per submission before it is stopped (default %(default)s)")
+                        help="seconds per notebook of a submission before it is stopped (default %(default)s)")
     parser.add_argument("--cell-timeout", type=int, help="seconds per cell (default: the course's "
                         "Execute.timeout, else nbgrader's 30)")
     parser.add_argument("--memory", default="3G", help="address-space limit of learner code (default 3G)")

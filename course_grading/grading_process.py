@@ -1,4 +1,4 @@
-"""The grading process: autograde one submission in a private scratch course.
+"""The grading process: autograde one submission (or one notebook of it) in a private scratch course.
 
 Started by the supervisor (:mod:`course_grading.supervisor`) with a
 :class:`~course_grading.messages.GradingTask` in a file, it
@@ -151,8 +151,9 @@ class _CheckedSchemaValidation:
             raise error
 
 
-def run_autograde(root, assignment_id, student_id):
-    """nbgrader's own autograde of one student in the scratch course; returns its exit code."""
+def run_autograde(root, assignment_id, student_id, notebook=None):
+    """nbgrader's own autograde of one student in the scratch course (only ``notebook``, if
+    given); returns its exit code."""
     from nbgrader.apps.autogradeapp import AutogradeApp
     from nbgrader.nbgraderformat import common
 
@@ -161,7 +162,8 @@ def run_autograde(root, assignment_id, student_id):
     os.chdir(root)
     app = AutogradeApp()
     try:
-        app.initialize([assignment_id, "--student", student_id, "--force"])
+        app.initialize([assignment_id, "--student", student_id, "--force",
+                        *(["--notebook", notebook] if notebook else [])])
         app.start()
     except SystemExit as stop:
         return stop.code or 0
@@ -205,7 +207,7 @@ def grade_task(task, scratch, log_file):
 
     put_alembic_on_path()
     root, record = build_scratch_course(task, scratch)
-    exit_code = run_autograde(root, task.assignment_id, task.student_id)
+    exit_code = run_autograde(root, task.assignment_id, task.student_id, task.notebook)
     sys.stdout.flush()
     verdicts, failure = record.read()
     if failure is not None:

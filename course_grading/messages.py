@@ -259,10 +259,12 @@ class GradingTask:
     kernel_names : tuple of str, kernelspecs the notebooks name
     sandbox : SandboxSettings
     cell_timeout : int or None, seconds per cell (None: the course's)
-    timeout : float, seconds for the whole submission
+    timeout : float, seconds for the grading process (the submission, or its ``notebook``)
     scratch_root : str or None, where the scratch folder goes (None: TMPDIR)
     intake_notes : tuple of str, what was left out of the submission and why
     intake_error : str or None, why the submission cannot be graded at all
+    notebook : str or None, grade only this notebook (its name without ``.ipynb``), with the
+        whole submission at hand; None: every notebook (see :meth:`per_notebook`)
     """
 
     assignment_id: str
@@ -282,6 +284,16 @@ class GradingTask:
     scratch_root: Optional[str] = None
     intake_notes: tuple = ()
     intake_error: Optional[str] = None
+    notebook: Optional[str] = None
+
+    def per_notebook(self, notebooks):
+        """One task for each of ``notebooks`` (names without ``.ipynb``) that the submission
+        holds: each is graded in a grading process and kernel of its own anyway, so on a
+        machine with idle cores they run side by side. ``[self]`` for fewer than two."""
+        present = [name for name in notebooks if f"{name}.ipynb" in self.submission_files]
+        if len(present) < 2:
+            return [self]
+        return [dataclasses.replace(self, notebook=name) for name in present]
 
     def in_slot(self, user_id):
         """This task with its learner code run as ``user_id`` (a grading slot's own user)."""
@@ -333,6 +345,35 @@ class GradingResult:
         """No result: the reason says why (a failure to grade is never a grade)."""
         return cls(task.assignment_id, task.student_id, task.digest, FAILED, reason=str(reason),
                    log_tail=log_tail, notes=tuple(notes))
+
+    @classmethod
+    def combined(cls, task, parts):
+        """The result of the whole submission ``task`` from the results of its notebooks
+        (``parts``: [(the notebook's task, its result)], see :meth:`GradingTask.per_notebook`).
+        One failed notebook fails the submission: it keeps its earlier grades whole."""
+        if len(parts) == 1 and parts[0][0].notebook is None:
+            return parts[0][1]
+        seconds = sum(result.seconds or 0.0 for _, result in parts)
+        for part, result in parts:
+            if result.status == FAILED:
+                return cls.failed(task, f"{part.notebook}.ipynb: {result.reason}", log_tail=result.log_tail,
+                                  notes=task.intake_notes).timed(seconds)
+        missing = [part.notebook for part, result in parts if part.notebook not in result.scores["notebooks"]]
+        if missing:
+            return cls.failed(task, f"no scores for {', '.join(missing)}.ipynb in its grading",
+                              notes=task.intake_notes).timed(seconds)
+        # Each part's gradebook holds every notebook of the submission, only its own graded.
+        scores = dict(parts[0][1].scores)
+        scores["notebooks"] = {**scores["notebooks"],
+                               **{part.notebook: result.scores["notebooks"][part.notebook] for part, result in parts}}
+        files = {}
+        for _, result in parts:
+            files.update(result.autograded_files)
+        verdicts = tuple(verdict for _, result in parts for verdict in result.verdicts)
+        files[VERDICT_FILE] = (VerdictFile(task.assignment_id, task.student_id, verdicts,
+                                           task.intake_notes).to_json().encode(), 0o444)
+        return cls.graded(task, scores=scores, autograded_files=files, verdicts=verdicts, notes=task.intake_notes,
+                          problems=[problem for _, result in parts for problem in result.problems]).timed(seconds)
 
     def timed(self, seconds):
         return dataclasses.replace(self, seconds=seconds)

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .sandbox import die_with_parent
+from .supervisor import start_warm_server
 
 #: What a job does: grade, or tell the learner something through their feedback.
 KINDS = ("grade", "tell-wait", "tell-delayed")
@@ -42,7 +43,7 @@ class JobRequest:
     outcome_path: str           # where the job writes its JobOutcome (JSON)
     wait_until: float = 0.0     # tell-wait: when the grading will run (seconds since the epoch)
     cell_timeout: int | None = None   # seconds per cell; None: the course's Execute.timeout
-    timeout: float = 1200.0     # seconds for the whole grading of the submission
+    timeout: float = 1200.0     # seconds for the grading of each notebook of the submission
     sandbox: bool = True        # learner code in bubblewrap (course-grade's default)
 
     def to_json(self):
@@ -132,9 +133,11 @@ def grade(request):
     from .grade import GradingError, grade_assignment
 
     settings = sandbox.SandboxSettings(enabled=request.sandbox)
+    # Its notebooks side by side, on every core: with an empty queue the learner's feedback
+    # comes that much sooner; with other gradings running, the cores are shared.
     try:
         summary = grade_assignment(request.course_root, request.assignment, students=[request.learner],
-                                   workers=1, settings=settings, cell_timeout=request.cell_timeout,
+                                   settings=settings, cell_timeout=request.cell_timeout,
                                    timeout=request.timeout, retry_failed=True, progress=False,
                                    out=io.StringIO())
     except GradingError as error:
@@ -213,6 +216,9 @@ def run(request):
     started = time.monotonic()
     outcome = JobOutcome(status="done")
     try:
+        if request.kind == "grade":
+            # The grading processes' warm server imports nbgrader on the other core meanwhile.
+            start_warm_server()
         api = nbgrader_api(request.course_root)
         if request.kind == "grade":
             outcome.submitted_at = collect(api, request.assignment, request.learner)

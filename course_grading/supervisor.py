@@ -1,4 +1,5 @@
-"""The supervisor: runs one grading process per submission and hands back its result.
+"""The supervisor: runs one grading process per task (a submission, or one notebook of it)
+and hands back its result.
 
 :func:`grade_submission` is what the coordinator (:mod:`course_grading.grade`) runs in a
 local thread or on a Dask worker. For one :class:`~course_grading.messages.GradingTask` it
@@ -109,7 +110,8 @@ def _run_grading_process(task_file, result_file, log_file, private_tmp, timeout)
 
 
 def grade_submission(task):
-    """Autograde one submission in a grading process; never raises for the learner's faults.
+    """Autograde one submission (or its ``task.notebook``) in a grading process; never raises
+    for the learner's faults.
 
     Parameters
     ----------

@@ -206,6 +206,52 @@ def test_a_task_in_a_slot_changes_only_the_sandbox_user():
     assert slotted.sandbox.memory == task.sandbox.memory and slotted.digest == task.digest
 
 
+def test_a_submission_is_graded_notebook_by_notebook_and_recorded_whole():
+    from course_grading.messages import VERDICT_FILE, CellVerdict, GradingResult, VerdictFile
+
+    task = _task(submission_files={"backprop.ipynb": b"{}", "generalization.ipynb": b"{}", "notes.txt": b""},
+                 intake_notes=("moved a cell back",))
+    # Only the notebooks of the assignment that the submission holds, in the course's order.
+    parts = task.per_notebook(["backprop", "generalization", "bonus"])
+    assert [part.notebook for part in parts] == ["backprop", "generalization"]
+    assert all(part.submission_files == task.submission_files for part in parts)
+    assert task.per_notebook(["backprop"]) == [task] and task.notebook is None
+
+    def ungraded():
+        return {"late_submission_penalty": None, "flagged": False,
+                "grades": {"g": {"auto_score": None, "needs_manual_grade": False}}, "comments": {}}
+
+    def part_result(part, score):
+        # Each part's gradebook lists every notebook, only its own graded.
+        notebooks = {name: ungraded() for name in ("backprop", "generalization")}
+        notebooks[part.notebook]["grades"]["g"]["auto_score"] = score
+        verdict = CellVerdict(part.notebook, "g", score > 0)
+        files = {f"{part.notebook}.ipynb": (b"graded", 0o444), "notes.txt": (b"", 0o644),
+                 VERDICT_FILE: (VerdictFile("backprop", "alice", (verdict,)).to_json().encode(), 0o444)}
+        return GradingResult.graded(part, scores={"timestamp": "t", "notebooks": notebooks}, autograded_files=files,
+                                    problems=[f"limit in {part.notebook}"], verdicts=[verdict]).timed(2.0)
+
+    whole = GradingResult.combined(task, [(part, part_result(part, score)) for part, score in zip(parts, (3, 0))])
+    assert whole.status == "graded" and whole.seconds == 4.0 and whole.notes == ("moved a cell back",)
+    assert {name: nb["grades"]["g"]["auto_score"] for name, nb in whole.scores["notebooks"].items()} == {
+        "backprop": 3, "generalization": 0}
+    assert sorted(whole.autograded_files) == sorted(["backprop.ipynb", "generalization.ipynb", "notes.txt", VERDICT_FILE])
+    assert whole.problems == ("limit in backprop", "limit in generalization")
+    verdicts = VerdictFile.from_json(whole.autograded_files[VERDICT_FILE][0].decode())
+    assert [cell.notebook for cell in verdicts.cells] == ["backprop", "generalization"]
+    assert verdicts.notes == ("moved a cell back",) and whole.verdicts == verdicts.cells
+
+    # One notebook failing fails the submission (its earlier grades are kept whole), saying which.
+    failed = GradingResult.combined(task, [(parts[0], part_result(parts[0], 3)),
+                                           (parts[1], GradingResult.failed(parts[1], "the kernel died"))])
+    assert failed.status == "failed" and failed.reason == "generalization.ipynb: the kernel died"
+    assert failed.scores is None and not failed.autograded_files
+    # A part whose gradebook lacks its notebook is a failure too, never a silent gap.
+    lacking = part_result(parts[1], 1)
+    del lacking.scores["notebooks"]["generalization"]
+    assert GradingResult.combined(task, [(parts[0], part_result(parts[0], 3)), (parts[1], lacking)]).status == "failed"
+
+
 def test_results_cross_from_the_grading_process_checked():
     from course_grading.messages import CellVerdict, GradingResult, MessageError
     from course_utils.diagnosis import Mistake
