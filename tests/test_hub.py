@@ -1,5 +1,6 @@
 """The course on a real JupyterHub where every user is their own OS account, driven in
-Chromium: release, fetch, Validate, submit, graded on submit, feedback fetched.
+Chromium: release, fetch, Validate, submit, graded on submit, feedback fetched, a written
+answer graded by hand, the batch grading after the deadline.
 
 The test runs as root. It creates OS accounts for the instructor and two learners (and
 removes them at the end, also after a failure, with every process they had), gives the
@@ -20,10 +21,17 @@ tests) so that gradings take seconds. Then:
    submission is graded exactly once;
 5. bob, past the hourly limit (2 in this test), submits again and is told, in the feedback
    of that submission, when it will be graded;
-6. as alice (``runuser -u alice``, as in her terminal): she cannot read the source
-   notebooks, the gradebook, bob's home, submissions or feedback; her browser gets no page
-   of the instructor's server (403/404) nor the service's status page, which the
-   instructor sees.
+6. in a terminal of alice's JupyterLab (made with her server's REST API and driven over its
+   websocket, as Lab does; it runs as her account): she cannot read the source notebook,
+   the gradebook, bob's home, submissions or feedback, the service's state, nor list the
+   exchange's inbound and feedback folders, while the same terminal reads her own feedback;
+   her browser gets no page of the instructor's server (403/404) nor the service's status
+   page, which the instructor sees;
+7. the instructor grades a written answer of alice by hand in formgrader (inside
+   JupyterLab); after the deadline, as the instructor's account, ``nbgrader collect``,
+   ``course-grade`` and ``course-grade --force``: every autograded cell of both learners
+   keeps the score it got on submit (nbgrader's Gradebook API), and the hand-graded answer
+   its score, counted in alice's total.
 
 Nothing may listen outside 127.0.0.1; no process or account started here is left at the end.
 Screenshots go to tests/artifacts/hub/. Run it alone with ``pytest -m hub``.
@@ -33,8 +41,10 @@ import json
 import os
 import pwd
 import re
+import shlex
 import shutil
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
@@ -45,6 +55,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
+from nbgrader.api import Gradebook
 from playwright.sync_api import expect, sync_playwright
 
 from demo import examples
@@ -62,6 +73,10 @@ INSTRUCTOR, GOOD, BUGGY = "instructor", "alice", "bob"
 USERS = (INSTRUCTOR, GOOD, BUGGY)
 PASSWORD = "backprop"
 PER_HOUR = 2
+# A written answer (markdown, graded by hand) of the short course, and the score the
+# instructor gives alice's in formgrader (of its 2 points).
+WRITTEN_ANSWER = "ex1a_softmax_answer"
+MANUAL_SCORE = 1.5
 # The hub's own environment (make hub): every account can run its interpreter.
 HUB_PYTHON = PROJECT_DIR / ".venv-hub" / "bin" / "python"
 BIN = HUB_PYTHON.parent
@@ -133,12 +148,12 @@ def chown_tree(path, user):
             os.chown(name, account.pw_uid, account.pw_gid)
 
 
-def as_user(user, *command, env=None, cwd=None, timeout=GRADE_TIMEOUT, check=True):
-    """Run ``command`` as ``user`` (runuser keeps ``env``); returns the CompletedProcess."""
+def as_user(user, *command, env=None, cwd=None, timeout=GRADE_TIMEOUT):
+    """Run ``command`` as ``user`` (runuser keeps ``env``); returns the CompletedProcess, which
+    must have succeeded."""
     result = subprocess.run([RUNUSER, "-u", user, "--", *command], env=env, cwd=cwd, capture_output=True,
                             text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    if check:
-        assert result.returncode == 0, f"{' '.join(command)} as {user} failed:\n{result.stdout}\n{result.stderr}"
+    assert result.returncode == 0, f"{' '.join(command)} as {user} failed:\n{result.stdout}\n{result.stderr}"
     return result
 
 
@@ -166,6 +181,10 @@ def short_course(course):
     notebook = nbformat.read(COURSE_DIR / "source" / ASSIGNMENT / "backprop.ipynb", as_version=4)
     ids = [cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") for cell in notebook.cells]
     notebook.cells = notebook.cells[:ids.index(LAST_CELL) + 1]
+    written = [cell for cell in notebook.cells if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+               == WRITTEN_ANSWER]
+    assert written and written[0].cell_type == "markdown" and written[0].metadata["nbgrader"].get("grade"), (
+        f"the short course has no written answer {WRITTEN_ANSWER!r} to grade by hand")
     nbformat.write(notebook, source / "backprop.ipynb")
 
 
@@ -402,11 +421,121 @@ def check_feedback_page(view, user, source):
     return text
 
 
-def denied(user, *command):
-    """Run ``command`` as ``user``; assert it was refused for lack of permission."""
-    result = as_user(user, *command, check=False, timeout=60)
-    assert result.returncode != 0 and "Permission denied" in result.stderr, (
-        f"{' '.join(command)} as {user}: exit {result.returncode}\n{result.stdout[:500]}\n{result.stderr}")
+# A terminal of the page's own Jupyter server, driven as JupyterLab drives one: created with
+# the REST API (the _xsrf cookie as X-XSRFToken, which the hub's servers ask of every API
+# request made with cookies), fed and read over its websocket
+# (["stdin", text] in, ["stdout", text] out), deleted at the end, also after a failure.
+TERMINAL_JS = """async ({commands, end, timeoutMs}) => {
+    const server = location.pathname.match(/^\\/user\\/[^/]+/)[0];
+    const cookie = document.cookie.split('; ').find(item => item.startsWith('_xsrf='));
+    const headers = {'X-XSRFToken': cookie ? decodeURIComponent(cookie.slice('_xsrf='.length)) : ''};
+    const created = await fetch(`${server}/api/terminals`, {method: 'POST', headers});
+    if (!created.ok) {
+        return {failure: `POST ${server}/api/terminals: ${created.status} ${await created.text()}`};
+    }
+    const name = (await created.json()).name;
+    let received = '', failure = null;
+    try {
+        await new Promise((resolve, reject) => {
+            const socket = new WebSocket(
+                `${location.protocol.replace('http', 'ws')}//${location.host}${server}/terminals/websocket/${name}`);
+            const timer = setTimeout(() => { socket.close(); reject(new Error(`no ${end} within ${timeoutMs} ms`)); },
+                                     timeoutMs);
+            socket.onopen = () => {
+                socket.send(JSON.stringify(['set_size', 50, 250]));
+                socket.send(JSON.stringify(['stdin', commands.map(command => command + '\\r').join('')]));
+            };
+            socket.onmessage = message => {
+                const [kind, text] = JSON.parse(message.data);
+                if (kind === 'stdout') {
+                    received += text;
+                    if (received.includes(end)) { clearTimeout(timer); socket.close(); resolve(); }
+                }
+            };
+            socket.onerror = () => { clearTimeout(timer); reject(new Error('the websocket failed')); };
+        });
+    } catch (error) {
+        failure = String(error);
+    }
+    const deleted = await fetch(`${server}/api/terminals/${name}`, {method: 'DELETE', headers});
+    const listed = await fetch(`${server}/api/terminals`, {headers});
+    const left = listed.ok ? (await listed.json()).map(terminal => terminal.name) : [`listing: ${listed.status}`];
+    return {name, received, failure, deleted: deleted.status, left};
+}"""
+# Printed by the shell, never echoed as typed: the typed lines hold %s and $?, not numbers.
+TERMINAL_END = "checks done: 42"
+
+
+def in_terminal(page, commands, timeout=60):
+    """Run ``commands`` (shell lines) in a new terminal of ``page``'s Jupyter server, one after
+    the other; returns ``(accounts, results)``: the account the terminal runs as (``id -un``,
+    a list of one) and, for each command, (its output, its exit status). The terminal is
+    deleted at the end; the server must have no other."""
+    typed = ['echo "terminal of $(id -un)"']
+    for index, command in enumerate(commands):
+        typed.append(f"printf '<<%s>>\\n' {index}; {command}; printf '<</%s %s>>\\n' {index} $?")
+    typed.append('echo "checks done: $((6 * 7))"')
+    session = page.evaluate(TERMINAL_JS, {"commands": typed, "end": TERMINAL_END, "timeoutMs": timeout * 1000})
+    assert session.get("failure") is None, f"{session.get('failure')}; the terminal said:\n{session.get('received', '')[-3000:]}"
+    # Deleted, and no terminal left in the server (it had no other).
+    assert session["deleted"] == 204 and session["left"] == [], session
+    received = session["received"]
+    blocks = {int(index): (text, int(status)) for index, text, status
+              in re.findall(r"<<(\d+)>>(.*?)<</\1 (\d+)>>", received, re.S)}
+    assert sorted(blocks) == list(range(len(commands))), received[-3000:]
+    return re.findall(r"terminal of (\w+)", received), [blocks[index] for index in range(len(commands))]
+
+
+def gradebook_grades(course, scratch):
+    """The course gradebook's grades of ASSIGNMENT, through nbgrader's Gradebook API, read by
+    root from a copy (SQLite's backup API, read-only: root leaves no file in the instructor's
+    folder). Returns ``(cells, totals)``: ``{(student, grade_id): (cell_type, auto_score,
+    manual_score, max_score)}`` and ``{student: total score}``."""
+    copy = Path(tempfile.mkdtemp(prefix="gradebook-", dir=scratch)) / "gradebook.db"
+    source = sqlite3.connect(f"file:{course / 'gradebook.db'}?mode=ro", uri=True)
+    target = sqlite3.connect(copy)
+    with source, target:
+        source.backup(target)
+    source.close()
+    target.close()
+    cells, totals = {}, {}
+    with Gradebook(f"sqlite:///{copy}") as gradebook:
+        for submission in gradebook.assignment_submissions(ASSIGNMENT):
+            totals[submission.student_id] = submission.score
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    cells[(submission.student_id, grade.name)] = (
+                        grade.cell_type, grade.auto_score, grade.manual_score, grade.max_score)
+    shutil.rmtree(copy.parent)
+    return cells, totals
+
+
+def autograded_scores(cells):
+    """``{(student, grade_id): auto_score}`` of the autograded (code) cells of ``cells``."""
+    return {key: auto for key, (cell_type, auto, _, _) in cells.items() if cell_type == "code"}
+
+
+def grade_by_hand(teacher, learner, grade_id, score):
+    """In formgrader inside the instructor's JupyterLab: Manual Grading, the learner's
+    submission of backprop.ipynb, ``score`` typed for the cell ``grade_id``."""
+    menu(teacher, "Nbgrader", "Formgrader")
+    frame = teacher.frame_locator("iframe").first
+    expect(frame.locator("body")).to_contain_text("Manage Assignments", timeout=60_000)
+    frame.get_by_role("link", name="Manual Grading").click()
+    frame.get_by_role("link", name=ASSIGNMENT, exact=True).click()
+    frame.get_by_role("link", name="backprop", exact=True).click()
+    # Rows show "Submission #n"; the learner's name is in a hidden link of the row.
+    frame.locator("tr", has=frame.locator("a.name-shown", has_text=learner)).locator("a.name-hidden").click()
+    field = frame.locator(f"input#{grade_id}")
+    expect(field).to_be_visible(timeout=60_000)
+    # formgrader binds its inputs only once it has loaded the grades, and moves the focus to
+    # the first input when MathJax has typeset the page: a score typed before is lost.
+    teacher.locator("iframe").first.element_handle().content_frame().wait_for_function(
+        "() => window.formgrader && formgrader.loaded && formgrader.grades.loaded && MathJax.loaded === true",
+        timeout=60_000, polling=250)
+    field.fill(str(score))
+    field.press("Tab")  # formgrader saves when the field is left
+    field.evaluate("element => element.scrollIntoView({block: 'center'})")  # for the screenshot
 
 
 def test_course_on_jupyterhub_one_account_per_user():
@@ -557,21 +686,27 @@ def test_course_on_jupyterhub_one_account_per_user():
             assert re.search(r"will be graded at \d\d:\d\d", notice), notice
             assert third not in gradings(base, BUGGY)
 
-            # What alice cannot read, from her terminal; each target exists (as root sees it).
+            # What alice cannot read, from her own terminal in JupyterLab; each target exists
+            # (as root sees it).
             bob_feedback = sorted((homes[BUGGY] / ASSIGNMENT / "feedback").rglob("backprop.html"))[0]
             targets = [source, course / "gradebook.db", homes[BUGGY] / ASSIGNMENT / "backprop.ipynb", bob_feedback,
                        course / "submitted" / BUGGY / ASSIGNMENT / "backprop.ipynb",
                        course / "feedback" / BUGGY / ASSIGNMENT / "backprop.html",
                        base / "on-submit" / "state.json"]
-            for target in targets:
-                assert target.is_file(), target
-                denied(GOOD, "cat", str(target))
-            for folder in (homes[BUGGY], course, exchange / "backprop" / "inbound", exchange / "backprop" / "feedback"):
-                denied(GOOD, "ls", str(folder))
+            folders = [homes[BUGGY], course, exchange / "backprop" / "inbound", exchange / "backprop" / "feedback"]
+            assert [path for path in targets + folders if not path.exists()] == []
             # ... while her own feedback and the released notebook are hers to read.
             own = sorted((homes[GOOD] / ASSIGNMENT / "feedback").rglob("backprop.html"))[0]
-            assert "Score:" in as_user(GOOD, "cat", str(own)).stdout
-            as_user(GOOD, "cat", str(exchange / "backprop" / "outbound" / ASSIGNMENT / "backprop.ipynb"))
+            released = exchange / "backprop" / "outbound" / ASSIGNMENT / "backprop.ipynb"
+            refused = [f"cat {shlex.quote(str(target))}" for target in targets] + [
+                f"ls {shlex.quote(str(folder))}" for folder in folders]
+            allowed = [f"grep -c 'Score:' {shlex.quote(str(own))}", f"grep -c nbgrader {shlex.quote(str(released))}"]
+            accounts, results = in_terminal(good, refused + allowed)
+            assert accounts == [GOOD], accounts
+            for command, (output, status) in zip(refused, results):
+                assert status != 0 and "Permission denied" in output, (command, status, output)
+            for command, (output, status) in zip(allowed, results[len(refused):]):
+                assert status == 0 and re.search(r"^[1-9]\d*\r?$", output, re.M), (command, status, output)
 
             # In the browser: not the instructor's server, not the service's page.
             for path in (f"/user/{INSTRUCTOR}/lab", f"/user/{INSTRUCTOR}/files/course/gradebook.db",
@@ -586,6 +721,7 @@ def test_course_on_jupyterhub_one_account_per_user():
 
             # The instructor's status page: the gradings, the interrupted one once, bob waiting.
             teacher = log_in(browser, base_url, INSTRUCTOR)
+            pages["instructor"] = teacher
             status = teacher.context.new_page()
             status.goto(f"{base_url}/services/on-submit/")
             expect(status.locator("h1")).to_have_text("Grading on submit", timeout=60_000)
@@ -594,10 +730,37 @@ def test_course_on_jupyterhub_one_account_per_user():
             expect(rows.filter(has_text=BUGGY).filter(has_text="graded")).to_have_count(2)
             expect(status.locator("#queue")).to_contain_text("over the hourly limit")
             shot(status, "07_status_page")
-            # Formgrader inside the instructor's JupyterLab (the iframe is not blank).
-            menu(teacher, "Nbgrader", "Formgrader")
-            expect(teacher.frame_locator("iframe").first.locator("body")).to_contain_text(
-                "Manage Assignments", timeout=60_000)
+            # alice's written answer graded by hand, in formgrader inside the instructor's
+            # JupyterLab (the iframe is not blank).
+            on_submit, _ = gradebook_grades(course, base)
+            grade_by_hand(teacher, GOOD, WRITTEN_ANSWER, MANUAL_SCORE)
+            wait_until(lambda: gradebook_grades(course, base)[0][(GOOD, WRITTEN_ANSWER)][2] == MANUAL_SCORE,
+                       "formgrader to save the manual score")
+            shot(teacher, "08_formgrader_manual_grade")
+            _, by_hand = gradebook_grades(course, base)
+
+            # After the deadline, the instructor's batch grading in their terminal: collect,
+            # course-grade (what is not graded yet), course-grade --force (all of it again).
+            as_user(INSTRUCTOR, str(HUB_PYTHON), "-m", "nbgrader", "collect", ASSIGNMENT, env=env, cwd=course)
+            course_grade = [str(BIN / "course-grade"), ASSIGNMENT, "--course", str(course)]
+            # alice's submission, graded on submit, is skipped; bob's newest, held back by the
+            # hourly limit, is graded.
+            batch = as_user(INSTRUCTOR, *course_grade, env=env, cwd=course).stdout
+            assert "graded 1, failed 0, skipped (already graded) 1" in batch, batch
+            forced = as_user(INSTRUCTOR, *course_grade, "--force", env=env, cwd=course).stdout
+            assert "graded 2, failed 0" in forced, forced
+            cells, totals = gradebook_grades(course, base)
+            # The same score for every autograded cell as graded on submit; bob's wrong
+            # gradient fails some, so the comparison can fail.
+            graded_on_submit = autograded_scores(on_submit)
+            assert {student for student, _ in graded_on_submit} == {GOOD, BUGGY}, on_submit
+            assert any(score < on_submit[key][3] for key, score in graded_on_submit.items() if key[0] == BUGGY)
+            assert autograded_scores(cells) == graded_on_submit
+            # The hand-graded answer keeps its score, and alice's total counts it.
+            assert cells[(GOOD, WRITTEN_ANSWER)][2] == MANUAL_SCORE
+            alice_autograded = sum(score for (student, _), score in graded_on_submit.items() if student == GOOD)
+            assert totals[GOOD] == pytest.approx(alice_autograded + MANUAL_SCORE), (totals, alice_autograded)
+            assert by_hand[GOOD] == pytest.approx(totals[GOOD])
 
             # Only loopback addresses were listened on by anything started here.
             processes = own_processes(hub)
