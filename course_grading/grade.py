@@ -261,7 +261,7 @@ def grade_assignment(course_root, assignment_id, *, students=None, workers=None,
     course_root : str, the nbgrader course folder (holding ``nbgrader_config.py``)
     assignment_id : str
     students : list of str, optional; default every submission
-    workers : int, optional; local submissions graded at a time (default: the number of cores)
+    workers : int, optional; local notebooks graded at a time (default: the number of cores)
     scheduler : str, optional; address of a Dask scheduler to grade on instead
     settings : sandbox.SandboxSettings, optional
     force : bool; grade again what is already graded
@@ -301,7 +301,7 @@ def grade_assignment(course_root, assignment_id, *, students=None, workers=None,
                "learner_process": {}, "left_out": {}, "skipped": skipped, "seconds": 0.0}
     started = time.monotonic()
     if progress:
-        where = f"on {scheduler}" if scheduler else f"{workers} at a time"
+        where = f"on {scheduler}" if scheduler else f"{workers} notebooks at a time"
         out.write(f"Grading {len(tasks)} submissions of {assignment_id} ({where}); "
                   f"{len(skipped)} already graded.\n")
     bar = Progress(len(tasks) + len(refused), stream=out, quiet=not progress)
@@ -382,7 +382,7 @@ def main(argv=None):
     parser.add_argument("assignment", help="assignment id, e.g. backprop")
     parser.add_argument("--course", default=".", help="nbgrader course folder (default: current folder)")
     parser.add_argument("--student", action="append", help="grade only this student (repeatable)")
-    parser.add_argument("--workers", type=int, help="submissions at a time (default: number of cores)")
+    parser.add_argument("--workers", type=int, help="notebooks graded at a time (default: number of cores)")
     parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     parser.add_argument("--force", action="store_true", help="grade again submissions already graded")
     parser.add_argument("--retry-failed", action="store_true", help="grade again submissions that failed")
