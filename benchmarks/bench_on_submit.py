@@ -178,6 +178,10 @@ def main(argv=None):
               f"machine's load average during the run {statistics.mean(loads):.1f}")
         print(f"gradings: {len(graded)} (scores {sorted({(e['score'], e['max_score']) for e in graded})}); "
               f"grading job alone: median {statistics.median(e['seconds'] for e in graded):.1f} s")
+        steps = ", ".join(f"{name} {statistics.median(e['steps'][name] for e in graded):.1f} s"
+                          for name in graded[0]["steps"])
+        print(f"the job's steps (median): {steps}; in the queue (noticed to started): median "
+              f"{statistics.median(e['started'] - e['noticed'] for e in graded):.1f} s")
         # The same answers, the same score (all but the written answers, graded by hand later).
         if len(graded) != len(learners) or len({e["score"] for e in graded}) != 1 or not graded[0]["score"]:
             raise SystemExit(f"not every submission was graded exactly once with the same score: {graded}")

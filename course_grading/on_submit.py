@@ -228,7 +228,8 @@ class SubmissionQueue:
                  "noticed": job.noticed, "started": job.started, "finished": now, "outcome": outcome,
                  "reason": reason}
         if result is not None:
-            entry.update(score=result.score, max_score=result.max_score, seconds=result.seconds)
+            entry.update(score=result.score, max_score=result.max_score, seconds=result.seconds,
+                         steps=dict(result.steps))
         self.history.append(entry)
         del self.history[:-HISTORY_LENGTH]
 

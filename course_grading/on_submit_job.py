@@ -65,7 +65,8 @@ class JobOutcome:
     ``failed`` (the machinery failed: ``reason`` says how; the learner's code failing
     its tests is a grading, ``done``). ``submitted_at`` is nbgrader's timestamp of the
     submission that was collected (the newest at the time), ``score`` and ``max_score``
-    the gradebook's after grading.
+    the gradebook's after grading; ``steps`` the seconds each step took (``start``: reading
+    nbgrader's configuration, then ``collect``, ``grade``, ``feedback``).
     """
 
     status: str
@@ -74,7 +75,7 @@ class JobOutcome:
     score: float | None = None
     max_score: float | None = None
     seconds: float = 0.0
-    log: list[str] = field(default_factory=list)
+    steps: dict[str, float] = field(default_factory=dict)
 
     def to_json(self):
         return json.dumps(asdict(self))
@@ -215,15 +216,27 @@ def run(request):
     """Do ``request``; returns its JobOutcome (machinery failures as ``failed``)."""
     started = time.monotonic()
     outcome = JobOutcome(status="done")
+    step_started = started
+
+    def step(name):
+        nonlocal step_started
+        now = time.monotonic()
+        outcome.steps[name] = round(now - step_started, 3)
+        step_started = now
+
     try:
         if request.kind == "grade":
             # The grading processes' warm server imports nbgrader on the other core meanwhile.
             start_warm_server()
         api = nbgrader_api(request.course_root)
+        step("start")
         if request.kind == "grade":
             outcome.submitted_at = collect(api, request.assignment, request.learner)
+            step("collect")
             outcome.score, outcome.max_score = grade(request)
+            step("grade")
             release_feedback(api, request.assignment, request.learner)
+            step("feedback")
         else:
             outcome.submitted_at = release_notice(api, request)
     except JobFailed as error:

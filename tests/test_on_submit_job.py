@@ -80,3 +80,5 @@ def test_a_job_whose_machinery_fails_says_so(submitted):
     outcome = run_job(request, teacher, course)
     assert outcome.status == "failed"
     assert "no submission of backprop by nobody-submitted" in outcome.reason
+    # The steps it finished, timed; the failed one is not among them.
+    assert list(outcome.steps) == ["start"] and 0 < outcome.steps["start"] <= outcome.seconds
