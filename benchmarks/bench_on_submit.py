@@ -15,6 +15,11 @@ about that CPU time.
     python benchmarks/bench_on_submit.py                    # one learner, empty queue
     python benchmarks/bench_on_submit.py --learners 20 --within 60
 
+The floor, measured in the same run with one learner (before and after the service's
+grading, as the machine's speed drifts): the wall-clock time of a plain kernel (nbclient, no
+sandbox) starting and executing the learner's longest notebook, the one grading cannot
+avoid (the notebooks are graded side by side).
+
 With ``--learners N --within S`` the N learners submit at even intervals over S seconds;
 the benchmark prints each latency, the median and the largest, and the time from the first
 submit until the last feedback.
@@ -78,6 +83,25 @@ def released_feedback(exchange, learner):
                .exists() for nb in newest.glob("*.ipynb"))
 
 
+def kernel_seconds(notebook_path):
+    """Wall-clock seconds of a plain kernel starting and executing ``notebook_path`` (in its folder)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    started = time.monotonic()
+    notebook = nbformat.read(notebook_path, as_version=4)
+    NotebookClient(notebook, timeout=900, resources={"metadata": {"path": str(notebook_path.parent)}}).execute()
+    return time.monotonic() - started
+
+
+def floor(home):
+    """{notebook: seconds} of each of the learner's notebooks run alone (see kernel_seconds), in
+    a copy of the learner's folder (so that nothing it writes is submitted)."""
+    with tempfile.TemporaryDirectory(prefix="bench-os-floor-", dir="/tmp") as copy:
+        folder = Path(shutil.copytree(home / ASSIGNMENT, Path(copy) / ASSIGNMENT))
+        return {name: kernel_seconds(folder / f"{name}.ipynb") for name in NOTEBOOKS}
+
+
 def sample_cpu(pid, seen):
     """Record in ``seen`` ({(pid, start): CPU s}) the CPU time so far of process ``pid`` and
     every process under it (other load on the machine does not count)."""
@@ -127,6 +151,7 @@ def main(argv=None):
                 nbformat.write(examples.fill_in(path, answers[name]), path)
             homes[learner] = (home, env)
 
+        floors = [floor(homes[learners[0]][0])] if args.learners == 1 else []
         state = work / "on-submit.json"
         service_log = open(work / "service.log", "w")
         service = subprocess.Popen(
@@ -166,6 +191,8 @@ def main(argv=None):
             service.terminate()
             service.wait(timeout=60)
             service_log.close()
+        if floors:
+            floors.append(floor(homes[learners[0]][0]))
         cpu = sum(cpu_seen.values())
         history = json.loads(state.read_text())["history"]
         graded = [entry for entry in history if entry["outcome"] == "graded"]
@@ -178,6 +205,11 @@ def main(argv=None):
               f"machine's load average during the run {statistics.mean(loads):.1f}")
         print(f"gradings: {len(graded)} (scores {sorted({(e['score'], e['max_score']) for e in graded})}); "
               f"grading job alone: median {statistics.median(e['seconds'] for e in graded):.1f} s")
+        for when, seconds in zip(("before", "after"), floors):
+            longest = max(seconds, key=seconds.get)
+            print(f"floor {when}: a plain kernel running the learner's notebooks alone, "
+                  + ", ".join(f"{name} {s:.1f} s" for name, s in seconds.items())
+                  + f"; latency = {max(latency.values()) / seconds[longest]:.2f} x the longest ({longest})")
         steps = ", ".join(f"{name} {statistics.median(e['steps'][name] for e in graded):.1f} s"
                           for name in graded[0]["steps"])
         print(f"the job's steps (median): {steps}; in the queue (noticed to started): median "
