@@ -1,12 +1,13 @@
 """The coordinator: grade every submission of an assignment in parallel, ``course-grade ASSIGNMENT``.
 
 The coordinating process (this module) finds the submissions, skips those already
-finished (the journal in the gradebook), and hands each notebook of the others, as a
+finished (the journal in the gradebook), and hands each of the others (each of its notebooks,
+when there are fewer submissions than cores), as a
 :class:`~course_grading.messages.GradingTask`, to a supervisor
 (:mod:`course_grading.supervisor`): a local thread per grading slot (as many at a time as
 the machine has cores), or a Dask worker (``--scheduler tcp://host:8786``). Only this
-process writes to the course: once every notebook of a submission is graded, it combines
-their results into the submission's :class:`~course_grading.messages.GradingResult` and
+process writes to the course: for each submission's
+:class:`~course_grading.messages.GradingResult` (its notebooks' combined, once all are in) it
 writes the autograded files (the learner's verdict file among them), then the scores and
 the journal entry in one gradebook transaction. Killing it loses at most the
 submissions in flight; running it again grades those and nothing else.
@@ -261,7 +262,8 @@ def grade_assignment(course_root, assignment_id, *, students=None, workers=None,
     course_root : str, the nbgrader course folder (holding ``nbgrader_config.py``)
     assignment_id : str
     students : list of str, optional; default every submission
-    workers : int, optional; local notebooks graded at a time (default: the number of cores)
+    workers : int, optional; local gradings at a time (default: the number of cores): submissions,
+        or their notebooks side by side when there are fewer submissions than ``workers``
     scheduler : str, optional; address of a Dask scheduler to grade on instead
     settings : sandbox.SandboxSettings, optional
     force : bool; grade again what is already graded
@@ -299,14 +301,18 @@ def grade_assignment(course_root, assignment_id, *, students=None, workers=None,
     workers = workers or os.cpu_count() or 1
     summary = {"assignment_id": assignment_id, "graded": [], "failed": {}, "problems": {},
                "learner_process": {}, "left_out": {}, "skipped": skipped, "seconds": 0.0}
+    # With cores to spare (one learner graded on submit, say) a submission's notebooks are
+    # graded side by side, and it is recorded once all are in. A class keeps every core busy
+    # anyway: each part's own process and scratch course would only cost time there.
+    side_by_side = not scheduler and len(tasks) < workers
     started = time.monotonic()
     if progress:
-        where = f"on {scheduler}" if scheduler else f"{workers} notebooks at a time"
+        where = f"on {scheduler}" if scheduler else f"{workers} at a time"
+        where += ", each one's notebooks side by side" if side_by_side else ""
         out.write(f"Grading {len(tasks)} submissions of {assignment_id} ({where}); "
                   f"{len(skipped)} already graded.\n")
     bar = Progress(len(tasks) + len(refused), stream=out, quiet=not progress)
-    # Each notebook of a submission is graded on its own; the submission is recorded once all are in.
-    parts = {task.student_id: course.parts(task) for task in tasks}
+    parts = {task.student_id: course.parts(task) if side_by_side else [task] for task in tasks}
     scheduled = [part for task in tasks for part in parts[task.student_id]]
     results = _dask_results(scheduled, scheduler) if scheduler else _local_results(scheduled, workers)
     # A submission that cannot be read as a notebook fails on its own, before any grading.
@@ -382,12 +388,14 @@ def main(argv=None):
     parser.add_argument("assignment", help="assignment id, e.g. backprop")
     parser.add_argument("--course", default=".", help="nbgrader course folder (default: current folder)")
     parser.add_argument("--student", action="append", help="grade only this student (repeatable)")
-    parser.add_argument("--workers", type=int, help="notebooks graded at a time (default: number of cores)")
+    parser.add_argument("--workers", type=int, help="gradings at a time (default: number of cores); with fewer submissions, "
+                        "their notebooks are graded side by side")
     parser.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://10.0.0.5:8786")
     parser.add_argument("--force", action="store_true", help="grade again submissions already graded")
     parser.add_argument("--retry-failed", action="store_true", help="grade again submissions that failed")
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
-                        help="seconds per notebook of a submission before it is stopped (default %(default)s)")
+                        help="seconds per submission (or per notebook, when graded side by side) before it is "
+                        "stopped (default %(default)s)")
     parser.add_argument("--cell-timeout", type=int, help="seconds per cell (default: the course's "
                         "Execute.timeout, else nbgrader's 30)")
     parser.add_argument("--memory", default="3G", help="address-space limit of learner code (default 3G)")

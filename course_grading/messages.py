@@ -288,8 +288,8 @@ class GradingTask:
 
     def per_notebook(self, notebooks):
         """One task for each of ``notebooks`` (names without ``.ipynb``) that the submission
-        holds: each is graded in a grading process and kernel of its own anyway, so on a
-        machine with idle cores they run side by side. ``[self]`` for fewer than two."""
+        holds, to be graded side by side on idle cores (each notebook runs in a kernel of its
+        own anyway). ``[self]`` for fewer than two."""
         present = [name for name in notebooks if f"{name}.ipynb" in self.submission_files]
         if len(present) < 2:
             return [self]

@@ -43,7 +43,7 @@ class JobRequest:
     outcome_path: str           # where the job writes its JobOutcome (JSON)
     wait_until: float = 0.0     # tell-wait: when the grading will run (seconds since the epoch)
     cell_timeout: int | None = None   # seconds per cell; None: the course's Execute.timeout
-    timeout: float = 1200.0     # seconds for the grading of each notebook of the submission
+    timeout: float = 1200.0     # seconds per notebook of the submission (graded side by side)
     sandbox: bool = True        # learner code in bubblewrap (course-grade's default)
 
     def to_json(self):

@@ -91,6 +91,41 @@ def test_formgrader_api_shows_the_grades(sequential, parallel):
     assert all(autograded for autograded, _, _ in got.values())
 
 
+def test_with_cores_to_spare_a_submissions_notebooks_are_graded_side_by_side(tmp_path):
+    """One submission, two workers: each notebook in a grading process of its own, and the
+    gradebook, the autograded files and the verdicts are what one grading of the whole gives."""
+    import dataclasses
+    import shutil
+
+    from course_grading.messages import read_verdict_file
+    from demo import examples
+
+    root = support.released_course(tmp_path / "course")
+    # A second notebook (the short one again, under another name): transposed's gradient is
+    # wrong in the first, the model answers are in the second, so the two score differently.
+    source = root / "source" / support.ASSIGNMENT
+    shutil.copy(source / "backprop.ipynb", source / "second.ipynb")
+    support.nbgrader(root, "generate_assignment", support.ASSIGNMENT, "--force")
+    examples.write_submissions(root, {"transposed": dataclasses.replace(
+        examples.EXAMPLES["transposed"], other_answers=True, notebooks=("backprop", "second"))})
+    sequential = support.copy_course(root, tmp_path / "sequential")
+    support.nbgrader(sequential, "autograde", support.ASSIGNMENT)
+    result = support.course_grade(root, "--workers", "2")
+    assert result.returncode == 0 and result.stderr == "", result.stdout + result.stderr
+    assert "notebooks side by side" in result.stdout and "graded 1, failed 0" in result.stdout
+    got = support.scores(root / "gradebook.db")
+    assert got == support.scores(sequential / "gradebook.db")
+    first, second = ({cell: score for (_, notebook, cell), (score, _) in got.items() if notebook == name}
+                     for name in ("backprop", "second"))
+    assert first["test_gradient_training_set"] == 0.0 and second["test_gradient_training_set"] == 2.0
+    folder = root / "autograded" / "transposed" / support.ASSIGNMENT
+    assert {path.name for path in folder.iterdir()} == {"backprop.ipynb", "second.ipynb", "timestamp.txt", VERDICT_FILE}
+    verdicts = read_verdict_file(folder / VERDICT_FILE)
+    assert {cell.notebook for cell in verdicts.cells} == {"backprop", "second"}
+    assert {cell.notebook for cell in verdicts.cells if cell.grade_id == "test_gradient_training_set"
+            and not cell.passed} == {"backprop"}
+
+
 def test_rerun_grades_nothing_again(parallel):
     root, _ = parallel
     before = support.scores(root / "gradebook.db")
