@@ -316,19 +316,20 @@ def grade_assignment(course_root, assignment_id, *, students=None, workers=None,
     scheduled = [part for task in tasks for part in parts[task.student_id]]
     results = _dask_results(scheduled, scheduler) if scheduler else _local_results(scheduled, workers)
     # A submission that cannot be read as a notebook fails on its own, before any grading.
+    parts.update({task.student_id: [task] for task in refused})
     refused_results = ((task, _unreadable(task)) for task in refused)
     submissions = {task.student_id: task for task in tasks + refused}
-    finished_parts = {student: [] for student in submissions}
+    graded_parts = {student: [] for student in submissions}
     for part, future in itertools.chain(refused_results, results):
         try:
             result = future.result()
         except Exception as error:  # a worker lost, not the learner's fault
             result = GradingResult.failed(part, f"the worker failed: {type(error).__name__}: {error}")
         task = submissions[part.student_id]
-        finished_parts[task.student_id].append((part, result))
-        if len(finished_parts[task.student_id]) < len(parts.get(task.student_id, [task])):
+        graded_parts[task.student_id].append((part, result))
+        if len(graded_parts[task.student_id]) < len(parts[task.student_id]):
             continue
-        result = GradingResult.combined(task, finished_parts.pop(task.student_id))
+        result = GradingResult.combined(task, graded_parts[task.student_id])
         if task.intake_notes:
             summary["left_out"][task.student_id] = list(task.intake_notes)
         course.record(result)

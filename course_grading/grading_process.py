@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 from . import sandbox
-from .messages import VERDICT_FILE, GradingResult, VerdictFile, VerdictRecord
+from .messages import GradingResult, VerdictFile, VerdictRecord
 from .supervisor import last_exception, write_private
 
 PROBLEM_PATTERNS = (
@@ -216,13 +216,7 @@ def grade_task(task, scratch, log_file):
     if exit_code != 0 or not os.path.isdir(autograded):
         return GradingResult.failed(task, failure_reason(Path(log_file).read_text(errors="replace")))
     notes = tuple(task.intake_notes)
-    verdict_file = Path(autograded, VERDICT_FILE)
-    # A file of that name from the learner (copied by a course whose nbgrader config does not
-    # ignore it) is replaced, never trusted.
-    verdict_file.unlink(missing_ok=True)
-    verdict_file.write_text(VerdictFile(task.assignment_id, task.student_id, verdicts, notes).to_json())
-    verdict_file.chmod(0o444)  # read-only, as nbgrader leaves the autograded notebooks
-    files = _read_files(autograded)
+    files = VerdictFile(task.assignment_id, task.student_id, verdicts, notes).added_to(_read_files(autograded))
     return GradingResult.graded(
         task, scores=read_scores("sqlite:///" + os.path.join(root, "gradebook.db"), task.assignment_id,
                                  task.student_id),

@@ -207,6 +207,13 @@ class VerdictFile:
     cells: tuple
     notes: tuple = ()
 
+    def added_to(self, files):
+        """``files`` (an autograded folder's, {relative path: (bytes, mode)}) with this file as
+        ``VERDICT_FILE``, read-only as nbgrader leaves the autograded notebooks. A file of that
+        name already there (a learner's, copied by a course whose nbgrader config does not
+        ignore it) is replaced, never trusted."""
+        return {**files, VERDICT_FILE: (self.to_json().encode(), 0o444)}
+
     def to_json(self):
         return json.dumps({"format": VERDICT_FORMAT, "assignment_id": self.assignment_id,
                            "student_id": self.student_id, "cells": [cell.to_plain() for cell in self.cells],
@@ -370,8 +377,7 @@ class GradingResult:
         for _, result in parts:
             files.update(result.autograded_files)
         verdicts = tuple(verdict for _, result in parts for verdict in result.verdicts)
-        files[VERDICT_FILE] = (VerdictFile(task.assignment_id, task.student_id, verdicts,
-                                           task.intake_notes).to_json().encode(), 0o444)
+        files = VerdictFile(task.assignment_id, task.student_id, verdicts, task.intake_notes).added_to(files)
         return cls.graded(task, scores=scores, autograded_files=files, verdicts=verdicts, notes=task.intake_notes,
                           problems=[problem for _, result in parts for problem in result.problems]).timed(seconds)
 
