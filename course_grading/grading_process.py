@@ -113,8 +113,10 @@ def build_scratch_course(task, scratch):
         # The kernel's working folder starts as a copy of the learner's submission, not of
         # the autograded folder, which holds the notebooks graded before (with their tests).
         submitted = os.path.join(root, task.submission_path)
+        # This process starts the kernels (nbgrader runs here): a kernel whose start
+        # outlives it starts nothing (--parent).
         spec = {"argv": [sys.executable, "-m", "course_grading.sandbox_launcher", "kernel",
-                         "--settings", settings_file, "--runtime-dir", runtime,
+                         "--parent", str(os.getpid()), "--settings", settings_file, "--runtime-dir", runtime,
                          "--seed-from", submitted, "{connection_file}"],
                 "display_name": f"{name} (grading sandbox)", "language": "python",
                 "interrupt_mode": "message" if settings.enabled else "signal"}

@@ -188,13 +188,20 @@ def prepare_for_sandbox_user(folder, *files, user_id=UNPRIVILEGED_ID):
         os.chown(path, user_id, user_id, follow_symlinks=False)
 
 
-def die_with_parent():
+def die_with_parent(parent=None):
     """Be killed when the process that started us dies (a grading process, or the
-    on-submit service for its jobs): Linux's PR_SET_PDEATHSIG."""
+    on-submit service for its jobs): Linux's PR_SET_PDEATHSIG.
+
+    ``parent`` is that process's id, when known. A parent that died before this call
+    (killed while we were starting) would never signal us: then we exit at once instead
+    of running on, orphaned, for ever (a sandboxed kernel nobody would stop).
+    """
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+    if parent is not None and os.getppid() != parent:
+        os._exit(1)
 
 
 def kernel_answers_path(settings):
@@ -212,8 +219,8 @@ def kernel_files():
 def launcher_command(settings, argv, options=None):
     """The command that runs ``argv`` in the sandbox (through the launcher process);
     ``options`` are keyword arguments of ``sandbox_launcher.sandbox_command``."""
-    return [sys.executable, "-m", "course_grading.sandbox_launcher", "exec", "--settings", settings.to_json(),
-            "--options", json.dumps(options or {}), "--", *argv]
+    return [sys.executable, "-m", "course_grading.sandbox_launcher", "exec", "--parent", str(os.getpid()),
+            "--settings", settings.to_json(), "--options", json.dumps(options or {}), "--", *argv]
 
 
 def run(settings, argv, *, input_bytes=b"", timeout, **kwargs):

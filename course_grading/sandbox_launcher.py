@@ -189,8 +189,9 @@ def _set_limits(settings):
         resource.setrlimit(which, (value, value))
 
 
-def enter(settings, argv, **kwargs):
-    """Replace this process by ``argv`` running in the sandbox (never returns)."""
+def enter(settings, argv, parent=None, **kwargs):
+    """Replace this process by ``argv`` running in the sandbox (never returns); ``parent``:
+    the id of the process that started this one (see ``sandbox.die_with_parent``)."""
     if settings.enabled:
         command = sandbox_command(settings, argv, **kwargs)
         _set_limits(settings)
@@ -199,10 +200,10 @@ def enter(settings, argv, **kwargs):
             # set only when the sandbox runs as its own user, never for an
             # instructor's account.
             resource.setrlimit(resource.RLIMIT_NPROC, (settings.processes, settings.processes))
-        die_with_parent()
+        die_with_parent(parent)
         os.execvp(command[0], command)
     _set_limits(settings)
-    die_with_parent()
+    die_with_parent(parent)
     os.execvp(argv[0], argv)
 
 
@@ -213,7 +214,7 @@ def _kernel(args, extra):
     runtime = os.path.realpath(args.runtime_dir)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", connection_file, *extra]
     if not settings.enabled:
-        enter(settings, argv)
+        enter(settings, argv, args.parent)
     # The runtime folder is shown writable (the kernel creates its sockets
     # there): it must be the grader's private folder, never a shared one.
     if os.path.dirname(connection_file) != runtime:
@@ -221,7 +222,7 @@ def _kernel(args, extra):
                  f"{connection_file} is not in the private runtime folder {runtime}.")
     prepare_for_sandbox_user(runtime, connection_file, user_id=settings.user_id)
     cwd = os.getcwd()
-    enter(settings, argv, workdir=cwd, seed_from=args.seed_from or cwd, read_write=[runtime],
+    enter(settings, argv, args.parent, workdir=cwd, seed_from=args.seed_from or cwd, read_write=[runtime],
           read_only_files=kernel_files())
 
 
@@ -239,13 +240,16 @@ def main(argv=None):
     run_.add_argument("--settings", required=True, help="SandboxSettings as JSON text")
     run_.add_argument("--options", default="{}", help="keyword arguments of sandbox_command as JSON")
     run_.add_argument("command", nargs=argparse.REMAINDER)
+    for sub_parser in (kernel, run_):
+        sub_parser.add_argument("--parent", type=int, help="the id of the process that starts this one: "
+                                "if it has already ended, nothing is started")
     args, extra = parser.parse_known_args(argv)
     if args.what == "kernel":
         # Options for the kernel itself, e.g. nbgrader's --HistoryManager.hist_file=:memory:
         _kernel(args, [arg for arg in extra if arg.startswith("--") and "=" in arg])
     else:
         command = args.command[1:] if args.command[:1] == ["--"] else args.command
-        enter(SandboxSettings.from_json(args.settings), command, **json.loads(args.options))
+        enter(SandboxSettings.from_json(args.settings), command, args.parent, **json.loads(args.options))
 
 
 if __name__ == "__main__":
