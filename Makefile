@@ -37,13 +37,15 @@ NPM := $(shell command -v npm)
 demo: $(STAMP) data $(if $(NPM),hub-assets)
 	$(PYTHON) -m demo.pipeline
 
-# All tests, three files at a time (pytest-xdist, one file per worker: a file's
-# fixtures, e.g. one graded course, are shared by its tests; with two at a time the two
-# cores sat idle about half the time, while files waited on kernels, browsers and the hub). course-grade's sandboxed kernels
+# All tests, four files at a time (pytest-xdist, one file per worker: a file's fixtures,
+# e.g. one graded course, are shared by its tests). Files wait on kernels, browsers and the
+# hub, so four keep the two cores busier than three; the four longest start first
+# (tests/conftest.py; --no-loadscope-reorder, or xdist hands out the files with the most
+# tests first and the one-test hub file started last). course-grade's sandboxed kernels
 # keep Unix sockets in TMPDIR, which must be short: a fresh folder under /tmp per run.
 test: $(STAMP) $(HUB_STAMP) data system-packages hub-assets
 	@tmp=$$(mktemp -d /tmp/course-test-XXXXXX) && \
-	TMPDIR=$$tmp $(PYTHON) -m pytest -n 3 --dist loadfile; status=$$?; rm -rf $$tmp; exit $$status
+	TMPDIR=$$tmp $(PYTHON) -m pytest -n 4 --dist loadfile --no-loadscope-reorder; status=$$?; rm -rf $$tmp; exit $$status
 
 # The unit tests that run no nbgrader command and no browser (under a minute).
 test-fast: $(STAMP) data
