@@ -39,7 +39,7 @@ demo: $(STAMP) data $(if $(NPM),hub-assets)
 
 # All tests, four files at a time (pytest-xdist, one file per worker: a file's fixtures,
 # e.g. one graded course, are shared by its tests). Files wait on kernels, browsers and the
-# hub, so four keep the two cores busier than three; the longest start first
+# hub, so four keep the two cores busier than three; the four longest start first
 # (tests/conftest.py; --no-loadscope-reorder, or xdist hands out the files with the most
 # tests first and the one-test hub file started last). course-grade's sandboxed kernels
 # keep Unix sockets in TMPDIR, which must be short: a fresh folder under /tmp per run.
