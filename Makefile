@@ -18,10 +18,11 @@ export OMP_NUM_THREADS ?= 1
 # Bytecode is compiled at install time: learner code runs where Python cannot write
 # its caches (the grading sandbox; machines with PYTHONDONTWRITEBYTECODE set), and
 # without them every kernel would compile IPython and the rest again (benchmarks/README.md).
-$(STAMP): pyproject.toml
+# overrides.txt leaves out a dependency that only costs time (see there).
+$(STAMP): pyproject.toml overrides.txt
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@test -x $(PYTHON) || $(UV) venv --quiet $(VENV)
-	$(UV) pip install --quiet --compile-bytecode -p $(PYTHON) -e '.[test]'
+	$(UV) pip install --quiet --compile-bytecode --override overrides.txt -p $(PYTHON) -e '.[test]'
 	@touch $@
 
 # Is the data set where the lookup chain finds it, and intact? (And this project's own
@@ -86,11 +87,11 @@ system-packages:
 HUB_BASE_PYTHON ?= $(firstword $(wildcard /usr/bin/python3 /usr/local/bin/python3))
 HUB_PORT ?= 8000
 
-$(HUB_STAMP): pyproject.toml
+$(HUB_STAMP): pyproject.toml overrides.txt
 	@test -n "$(HUB_BASE_PYTHON)" || { echo "No Python for every account: install Debian's python3 (apt-get install python3) or set HUB_BASE_PYTHON=/opt/.../python3"; exit 1; }
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	@test -x $(HUB_VENV)/bin/python || $(UV) venv --quiet --python $(HUB_BASE_PYTHON) $(HUB_VENV)
-	$(UV) pip install --quiet --compile-bytecode -p $(HUB_VENV)/bin/python -e '.[test]'
+	$(UV) pip install --quiet --compile-bytecode --override overrides.txt -p $(HUB_VENV)/bin/python -e '.[test]'
 	@touch $@
 
 # The proxy and MathJax, from npm, into hub/node_modules (not committed).
