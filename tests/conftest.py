@@ -23,8 +23,9 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the non-interacti
 import course_utils  # noqa: E402
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-# The longest files first, one to each of `make test`'s four pytest-xdist workers (files are
-# handed out in collection order; a long file handed out last would run on alone at the end).
+# The longest files first, one to each of `make test`'s four pytest-xdist workers: with
+# --no-loadscope-reorder files are handed out in collection order (without it, those with the
+# most tests first), and a long file handed out last would run on alone at the end.
 LONGEST_FIRST = ("test_nbgrader_e2e.py", "test_hub.py", "test_trusted_grading.py", "test_grading_safety.py")
 SOURCE_NOTEBOOK = PROJECT_DIR / "notebooks" / "source" / "backprop" / "backprop.ipynb"
 

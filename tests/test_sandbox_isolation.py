@@ -59,23 +59,37 @@ def test_each_grading_slot_has_its_own_user():
     assert sandbox.UNPRIVILEGED_ID not in {sandbox.slot_user(slot) for slot in range(64)}
 
 
-def _orphaned_launch(command):
-    """Start ``command`` (a launcher command line) from a process that ends at once, before
-    the launcher is set up (a grading process killed just as it starts a kernel); the
-    launcher's process id."""
-    read_end, write_end = os.pipe()
-    starter = os.fork()
-    if starter == 0:
-        os.close(read_end)
-        launcher = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-        os.write(write_end, str(launcher.pid).encode())
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        pid = int(pipe.read())
-    os.waitpid(starter, 0)
-    return pid
+# A starter that builds the launcher command (so --parent is its own id), starts the
+# launcher, prints its process id and ends at once, before the launcher is set up: a grading
+# process killed just as it starts a kernel. With "unchecked", the command without --parent
+# (the launcher before it had one).
+STARTER = ("import os, subprocess, sys\n"
+           "from course_grading import sandbox\n"
+           "settings = sandbox.SandboxSettings(user_id=int(sys.argv[1]))\n"
+           "command = sandbox.launcher_command(settings, [sys.executable, '-c', sys.argv[2]], {'workdir': '/tmp/work'})\n"
+           "if sys.argv[3] == 'unchecked':\n"
+           "    at = command.index('--parent')\n"
+           "    command = command[:at] + command[at + 2:]\n"
+           "launcher = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL,\n"
+           "                            stderr=subprocess.DEVNULL)\n"
+           "print(launcher.pid, flush=True)\n"
+           "os._exit(0)\n")
+
+
+def _orphaned_launch(user, code, how):
+    """The process id of a launcher whose starter has ended (see STARTER)."""
+    started = subprocess.run([sys.executable, "-c", STARTER, str(user), code, how],
+                             capture_output=True, text=True, check=True, timeout=60)
+    return int(started.stdout)
+
+
+def _end(user, launcher):
+    """End the launcher's process group (if it is still there) and the sandbox user's processes."""
+    try:
+        os.killpg(launcher, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    subprocess.run(["pkill", "-9", "-u", str(user)])
 
 
 def _running(pid):
@@ -92,28 +106,25 @@ def _sandboxed(user, marker):
 
 def test_a_sandbox_whose_starter_died_while_it_started_runs_nothing():
     user = sandbox.slot_user(62)
-    settings = sandbox.SandboxSettings(user_id=user)
     marker = "orphaned-sandbox-check"
     code = f"import time; time.sleep(300)  # {marker}"
-    command = sandbox.launcher_command(settings, [sys.executable, "-c", code], {"workdir": "/tmp/work"})
-    assert "--parent" in command
-    # Without --parent (the launcher before), the orphan runs the learner's code for ever:
-    # PR_SET_PDEATHSIG set after the parent's death never fires.
-    unchecked = command[:command.index("--parent")] + command[command.index("--parent") + 2:]
+    # The control: without --parent, the orphan runs the learner's code for ever
+    # (PR_SET_PDEATHSIG set after the parent's death never fires).
+    launcher = _orphaned_launch(user, code, "unchecked")
     try:
-        _orphaned_launch(unchecked)
         deadline = time.monotonic() + 60
         while not _sandboxed(user, marker) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert _sandboxed(user, marker), "the control did not start: the test could not fail"
     finally:
-        subprocess.run(["pkill", "-9", "-u", str(user)])
-    launcher = _orphaned_launch(command)
-    deadline = time.monotonic() + 60
-    while _running(launcher) and time.monotonic() < deadline:
-        time.sleep(0.2)
+        _end(user, launcher)
+    launcher = _orphaned_launch(user, code, "checked")
     try:
+        deadline = time.monotonic() + 60
+        while _running(launcher) and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert not _running(launcher), "the launcher of a dead starter is still running"
+        time.sleep(1)  # what it might have started would be there by now
         assert not _sandboxed(user, marker)
     finally:
-        subprocess.run(["pkill", "-9", "-u", str(user)])
+        _end(user, launcher)
