@@ -99,7 +99,7 @@ def _run_grading_process(task_file, result_file, log_file, private_tmp, timeout)
             [sys.executable, "-m", "course_grading.grading_process", task_file, result_file, log_file],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             env={**os.environ, "TMPDIR": private_tmp},
-            start_new_session=True, preexec_fn=sandbox.die_with_parent)
+            start_new_session=True, preexec_fn=functools.partial(sandbox.die_with_parent, os.getpid()))
         try:
             process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
